@@ -1,0 +1,1 @@
+"""Pieces every emulated product shares: seeded randomness, IDs, time and scheduling."""

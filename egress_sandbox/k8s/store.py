@@ -1,0 +1,433 @@
+"""The object store behind the emulated kube-apiserver: CRUD, resourceVersion, watch, events.
+
+It holds plain JSON-like dicts. One lock guards everything; ``resourceVersion`` is a single
+global counter, as etcd's revision is. In-process controllers (the MSE controller, the kubelet)
+use this API directly; HTTP clients reach it through ``routes.py``.
+
+Hooks let other modules take part without the store knowing them:
+- ``admission``: ``fn(op, rtype, new, old)`` may default fields in ``new`` or raise ``ApiError``
+  (validation lives in ``validation.py``);
+- ``subscribe``: ``fn(event)`` after every committed change (controllers react here).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.k8s.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound
+from egress_sandbox.k8s.types import ResourceType, TypeRegistry
+
+Obj = dict[str, Any]
+WATCH_HISTORY = 2000
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
+    rtype: ResourceType
+    object: Obj
+    rv: int
+
+
+AdmissionHook = Callable[[str, ResourceType, Obj, "Obj | None"], None]
+Subscriber = Callable[[WatchEvent], None]
+
+
+class Watcher:
+    """A queue of events for one watch request; iterate to receive, ``close()`` to stop."""
+
+    def __init__(self, store: Store, match: Callable[[WatchEvent], bool]) -> None:
+        self._store = store
+        self.match = match
+        self.queue: queue.Queue[WatchEvent | None] = queue.Queue()
+        self.closed = False
+
+    def push(self, ev: WatchEvent) -> None:
+        if not self.closed and self.match(ev):
+            self.queue.put(ev)
+
+    def close(self) -> None:
+        self.closed = True
+        self.queue.put(None)
+        self._store._drop_watcher(self)
+
+    def next(self, timeout: float | None) -> WatchEvent | None:
+        """The next event, or None on timeout or close."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class Store:
+    def __init__(self, ids: IdFactory, types: TypeRegistry | None = None) -> None:
+        self.ids = ids
+        self.types = types or TypeRegistry()
+        self.lock = threading.RLock()
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        self._rv = 1
+        self._history: deque[WatchEvent] = deque(maxlen=WATCH_HISTORY)
+        self._watchers: list[Watcher] = []
+        self.admission: list[AdmissionHook] = []
+        self._subscribers: list[Subscriber] = []
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> str:
+        with self.lock:
+            return str(self._rv)
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def _table(self, rt: ResourceType) -> dict[tuple[str, str], Obj]:
+        return self._objects.setdefault(rt.key, {})
+
+    def _bump(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _emit(self, type_: str, rt: ResourceType, obj: Obj) -> None:
+        ev = WatchEvent(type_, rt, copy.deepcopy(obj), self._rv)
+        self._history.append(ev)
+        for w in list(self._watchers):
+            w.push(ev)
+        for fn in list(self._subscribers):
+            fn(ev)
+
+    def _admit(self, op: str, rt: ResourceType, new: Obj, old: Obj | None) -> None:
+        for hook in self.admission:
+            hook(op, rt, new, old)
+
+    @staticmethod
+    def _ns(rt: ResourceType, namespace: str | None) -> str:
+        return (namespace or "") if rt.namespaced else ""
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        with self.lock:
+            obj = self._table(rt).get((self._ns(rt, namespace), name))
+            if obj is None:
+                raise NotFound.of(rt.plural, rt.group, name)
+            return copy.deepcopy(obj)
+
+    def try_get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
+        try:
+            return self.get(rt, namespace, name)
+        except NotFound:
+            return None
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        match: Callable[[Obj], bool] | None = None,
+    ) -> tuple[list[Obj], str]:
+        with self.lock:
+            items = [
+                copy.deepcopy(o)
+                for (ns, _), o in sorted(self._table(rt).items())
+                if (not namespace or not rt.namespaced or ns == namespace)
+                and (match is None or match(o))
+            ]
+            return items, str(self._rv)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def create(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
+        with self.lock:
+            obj = copy.deepcopy(obj)
+            meta = obj.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + self.ids.token(5, "bcdfghjklmnpqrstvwxz2456789")
+            name = meta.get("name")
+            if not name:
+                raise Invalid.of(rt.kind, rt.group, "", [{
+                    "reason": "FieldValueRequired", "field": "metadata.name",
+                    "message": "Required value: name or generateName is required",
+                }])
+            ns = self._ns(rt, meta.get("namespace"))
+            if rt.namespaced:
+                meta["namespace"] = ns
+                nst = self.types.get("", "v1", "namespaces")
+                assert nst is not None
+                namespace_obj = self._table(nst).get(("", ns))
+                if namespace_obj is None:
+                    raise NotFound.of("namespaces", "", ns)
+                if namespace_obj["metadata"].get("deletionTimestamp"):
+                    from egress_sandbox.k8s.errors import Forbidden
+
+                    raise Forbidden(
+                        f'{rt.resource_name} "{name}" is forbidden: unable to create new content '
+                        f"in namespace {ns} because it is being terminated",
+                        details={"name": name, "kind": rt.plural, **({"group": rt.group} if rt.group else {})},
+                    )
+            else:
+                meta.pop("namespace", None)
+            if (ns, name) in self._table(rt):
+                raise AlreadyExists.of(rt.plural, rt.group, name)
+            obj["apiVersion"] = rt.group_version
+            obj["kind"] = rt.kind
+            self._admit("CREATE", rt, obj, None)
+            if dry_run:
+                meta.setdefault("uid", self.ids.uuid())
+                meta.setdefault("creationTimestamp", now_rfc3339())
+                return obj
+            meta["uid"] = self.ids.uuid()
+            meta["creationTimestamp"] = now_rfc3339()
+            meta["generation"] = 1
+            meta.pop("deletionTimestamp", None)
+            meta["resourceVersion"] = str(self._bump())
+            self._table(rt)[(ns, name)] = obj
+            self._emit("ADDED", rt, obj)
+            return copy.deepcopy(obj)
+
+    def update(
+        self,
+        rt: ResourceType,
+        obj: Obj,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Replace an object (or only its status); a non-empty stale resourceVersion is a 409."""
+        with self.lock:
+            new = copy.deepcopy(obj)
+            meta = new.setdefault("metadata", {})
+            name = meta.get("name", "")
+            ns = self._ns(rt, meta.get("namespace"))
+            old = self._table(rt).get((ns, name))
+            if old is None:
+                raise NotFound.of(rt.plural, rt.group, name)
+            rv = meta.get("resourceVersion")
+            if rv and rv != old["metadata"]["resourceVersion"]:
+                raise Conflict.stale(rt.plural, rt.group, name)
+            new["apiVersion"], new["kind"] = rt.group_version, rt.kind
+            if subresource == "status":
+                merged = copy.deepcopy(old)
+                if "status" in new:
+                    merged["status"] = new["status"]
+                else:
+                    merged.pop("status", None)
+                new = merged
+            elif "status" in rt.subresources:
+                # The main resource ignores status changes when a status subresource exists.
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+            meta = new["metadata"]
+            # Server-owned metadata cannot be changed by a client.
+            for k in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
+                if k in old["metadata"]:
+                    meta[k] = old["metadata"][k]
+                else:
+                    meta.pop(k, None)
+            if rt.namespaced:
+                meta["namespace"] = ns
+            self._admit("UPDATE", rt, new, old)
+            if _spec_of(new) != _spec_of(old):
+                meta["generation"] = old["metadata"].get("generation", 1) + 1
+            if _without_rv(new) == _without_rv(old):
+                return copy.deepcopy(old)  # no-op updates do not bump resourceVersion
+            if dry_run:
+                return new
+            meta["resourceVersion"] = str(self._bump())
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                del self._table(rt)[(ns, name)]
+                self._emit("DELETED", rt, new)
+                return copy.deepcopy(new)
+            self._table(rt)[(ns, name)] = new
+            self._emit("MODIFIED", rt, new)
+            return copy.deepcopy(new)
+
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        dry_run: bool = False,
+        preconditions: dict[str, str] | None = None,
+        propagation: str = "Background",
+    ) -> Obj:
+        """Delete, or mark for deletion while finalizers remain. Returns the last state."""
+        with self.lock:
+            ns = self._ns(rt, namespace)
+            old = self._table(rt).get((ns, name))
+            if old is None:
+                raise NotFound.of(rt.plural, rt.group, name)
+            pre = preconditions or {}
+            if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+                raise Conflict(
+                    f"Precondition failed: UID in precondition: {pre['uid']}, "
+                    f"UID in object meta: {old['metadata']['uid']}",
+                    details={"name": name, "kind": rt.plural},
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
+                raise Conflict.stale(rt.plural, rt.group, name)
+            if dry_run:
+                return copy.deepcopy(old)
+            obj = copy.deepcopy(old)
+            finalizers = list(obj["metadata"].get("finalizers") or [])
+            if rt.kind == "Namespace":
+                obj.setdefault("status", {})["phase"] = "Terminating"
+                finalizers = finalizers or []
+            if finalizers or rt.kind == "Namespace":
+                if not obj["metadata"].get("deletionTimestamp"):
+                    obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                    obj["metadata"]["resourceVersion"] = str(self._bump())
+                    self._table(rt)[(ns, name)] = obj
+                    self._emit("MODIFIED", rt, obj)
+                if rt.kind == "Namespace":
+                    self._finish_namespace(obj)
+                return copy.deepcopy(self._table(rt).get((ns, name), obj))
+            del self._table(rt)[(ns, name)]
+            obj["metadata"]["resourceVersion"] = str(self._bump())
+            self._emit("DELETED", rt, obj)
+            self._collect_dependents(obj["metadata"]["uid"])
+            return obj
+
+    def _finish_namespace(self, ns_obj: Obj) -> None:
+        """Delete everything in a terminating namespace, then the namespace itself."""
+        name = ns_obj["metadata"]["name"]
+        for rt in self.types.all():
+            if not rt.namespaced:
+                continue
+            for (ns, n) in [k for k in self._table(rt) if k[0] == name]:
+                try:
+                    self.delete(rt, ns, n)
+                except NotFound:
+                    pass
+        nst = self.types.get("", "v1", "namespaces")
+        assert nst is not None
+        if ("", name) in self._table(nst) and not ns_obj["metadata"].get("finalizers"):
+            obj = self._table(nst).pop(("", name))
+            obj["metadata"]["resourceVersion"] = str(self._bump())
+            self._emit("DELETED", nst, obj)
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """Garbage-collect objects whose ownerReferences all point at deleted owners."""
+        for rt in self.types.all():
+            for (ns, n), o in list(self._table(rt).items()):
+                refs = o["metadata"].get("ownerReferences") or []
+                if refs and any(r.get("uid") == owner_uid for r in refs):
+                    try:
+                        self.delete(rt, ns, n)
+                    except NotFound:
+                        pass
+
+    # ---- watch -------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        since_rv: str | None,
+        match: Callable[[WatchEvent], bool],
+    ) -> Watcher:
+        """Events after ``since_rv`` (or from now). Too old a version is 410 Gone."""
+        with self.lock:
+            w = Watcher(self, match)
+            if since_rv not in (None, "", "0"):
+                start = int(since_rv)
+                oldest = self._history[0].rv if self._history else self._rv
+                if start < oldest - 1 and start < self._rv:
+                    raise Gone(f"too old resource version: {start} ({oldest - 1})")
+                for ev in self._history:
+                    if ev.rv > start:
+                        w.push(ev)
+            self._watchers.append(w)
+            return w
+
+    def _drop_watcher(self, w: Watcher) -> None:
+        with self.lock:
+            if w in self._watchers:
+                self._watchers.remove(w)
+
+    def close_watchers(self) -> None:
+        with self.lock:
+            for w in list(self._watchers):
+                w.close()
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        involved: Obj,
+        reason: str,
+        message: str,
+        *,
+        type_: str = "Normal",
+        component: str = "sandbox",
+    ) -> None:
+        """Record a core/v1 Event about ``involved``, as controllers and the kubelet do."""
+        evt = self.types.get("", "v1", "events")
+        assert evt is not None
+        meta = involved.get("metadata", {})
+        ns = meta.get("namespace") or "default"
+        ts = now_rfc3339()
+        name = f"{meta.get('name', 'object')}.{self.ids.hex(16)}"
+        try:
+            self.create(evt, {
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": {
+                    "apiVersion": involved.get("apiVersion"),
+                    "kind": involved.get("kind"),
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "source": {"component": component},
+                "firstTimestamp": ts,
+                "lastTimestamp": ts,
+                "count": 1,
+                "reportingComponent": component,
+                "reportingInstance": component,
+            })
+        except NotFound:
+            pass  # the namespace is gone; a real apiserver would refuse the event too
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "rv": self._rv,
+                "objects": [
+                    o for table in self._objects.values() for o in table.values()
+                ],
+            }
+
+    def iter_objects(self) -> Iterator[tuple[ResourceType, Obj]]:
+        with self.lock:
+            for rt in self.types.all():
+                for o in self._table(rt).values():
+                    yield rt, copy.deepcopy(o)
+
+
+def _spec_of(obj: Obj) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _without_rv(obj: Obj) -> Any:
+    o = copy.deepcopy(obj)
+    o.get("metadata", {}).pop("resourceVersion", None)
+    o.get("metadata", {}).pop("managedFields", None)
+    return o
