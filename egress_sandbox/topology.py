@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from egress_sandbox.aliyun.records import (
     AccessKey,
-    Cluster,
     CloudState,
+    Cluster,
     Eip,
     NatGateway,
     SnatEntry,
@@ -86,6 +86,26 @@ class Topology(_Strict):
     access_key_secret: str = "sandbox-admin-secret-0000000000"
     readonly_access_key_id: str = "LTSANDBOXREADONLY000000"
     readonly_access_key_secret: str = "sandbox-readonly-secret-000000"
+
+    @classmethod
+    def loopback(cls, second_octet: int, transition_seconds: float = 0.05) -> Topology:
+        """The default world on ``127.<octet>.0.0/16`` with fast transitions.
+
+        Tests and notebook runs each take their own block, so that their CLB addresses never
+        collide with a ``make demo`` sandbox (127.16.0.0/16) running beside them. The IDs do not
+        depend on the addresses, so parameters/sandbox.yaml fits every block.
+        """
+        fast = Transition(mode="timed", seconds=transition_seconds)
+        return cls(
+            vpc_cidr=f"127.{second_octet}.0.0/16",
+            vswitches=[
+                VSwitchSpec(name="nodes", cidr=f"127.{second_octet}.1.0/24"),
+                VSwitchSpec(name="gateway", cidr=f"127.{second_octet}.2.0/24"),
+            ],
+            transitions=Transitions(
+                snat_entry=fast, nat_gateway=fast, addon_install=fast, mse_gateway=fast
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | Path | None) -> Topology:

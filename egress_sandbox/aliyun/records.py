@@ -154,6 +154,41 @@ class AccessKey:
     read_only: bool = False
 
 
+@dataclass
+class StsToken:
+    """Temporary credentials the sandbox issued (the AssumeRole result a client would hold).
+
+    A request signed with ``access_key_id``/``access_key_secret`` must also carry
+    ``security_token`` (header ``x-acs-security-token``) and arrive before ``expiration``.
+    """
+
+    access_key_id: str  # "STS." + ...
+    access_key_secret: str
+    security_token: str
+    principal: str
+    expiration: str  # RFC3339 UTC, e.g. 2026-01-01T00:00:00Z
+    read_only: bool = False
+
+
+@dataclass
+class BearerToken:
+    """A bearer token (``x-acs-bearer-token``) the sandbox issued."""
+
+    token: str
+    principal: str
+    expiration: str
+    read_only: bool = False
+
+
+@dataclass
+class ClientTokenRecord:
+    """What an idempotent Create*/Delete* call with a ClientToken returned the first time."""
+
+    action: str
+    fingerprint: str  # the other parameters of the first call, to detect misuse of a token
+    result: str  # e.g. the SnatEntryId
+
+
 # Addon versions the emulated CS offers (DescribeClusterAddonsVersion / ListAddons).
 AVAILABLE_ADDONS: dict[str, str] = {
     "mse-ingress-controller": "2.1.3",
@@ -178,6 +213,9 @@ class CloudState:
     tasks: dict[str, Task] = field(default_factory=dict)
     gateways: dict[str, MseGateway] = field(default_factory=dict)
     access_keys: dict[str, AccessKey] = field(default_factory=dict)
+    sts_tokens: dict[str, StsToken] = field(default_factory=dict)  # by STS AccessKey id
+    bearer_tokens: dict[str, BearerToken] = field(default_factory=dict)  # by token
+    client_tokens: dict[str, ClientTokenRecord] = field(default_factory=dict)  # "Action:token"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,6 +243,9 @@ class CloudState:
             tasks=table("tasks", Task),
             gateways=table("gateways", MseGateway),
             access_keys=table("access_keys", AccessKey),
+            sts_tokens=table("sts_tokens", StsToken),
+            bearer_tokens=table("bearer_tokens", BearerToken),
+            client_tokens=table("client_tokens", ClientTokenRecord),
         )
 
     # Queries the data plane and the controller share -------------------------------------

@@ -60,7 +60,9 @@ class AuditLog:
                     f.write(json.dumps(asdict(rec)) + "\n")
         return rec
 
-    def records(self, *, since: str | None = None, mutating: bool | None = None) -> list[AuditRecord]:
+    def records(
+        self, *, since: str | None = None, mutating: bool | None = None
+    ) -> list[AuditRecord]:
         with self._lock:
             out = list(self._records)
         if since:

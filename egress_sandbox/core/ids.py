@@ -1,7 +1,9 @@
 """The sandbox's one source of randomness, and the deterministic IDs it hands out.
 
-Every ID, RequestId, UID and nonce comes from one ``random.Random`` seeded at start-up,
-so two sandboxes started with the same seed and fed the same calls agree byte for byte.
+Every ID, RequestId, UID and nonce comes from this factory, seeded at start-up. Each kind of
+value (each ID prefix, RequestIds, UIDs, ...) draws from its own stream derived from the seed,
+so the n-th ``snat-`` ID is the same in every run even when the number of polls (and so of
+RequestIds) in between differs. That keeps stored notebook outputs comparable across runs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class IdFactory:
 
     def __init__(self, seed: int = 0) -> None:
         self._seed = seed
-        self._rng = random.Random(seed)
+        self._streams: dict[str, random.Random] = {}
         self._lock = threading.Lock()
 
     @property
@@ -29,28 +31,36 @@ class IdFactory:
     def reseed(self, seed: int) -> None:
         with self._lock:
             self._seed = seed
-            self._rng = random.Random(seed)
+            self._streams.clear()
 
-    def token(self, length: int, alphabet: str = _ALNUM) -> str:
+    def _rng(self, stream: str) -> random.Random:
+        rng = self._streams.get(stream)
+        if rng is None:
+            # A str seed is hashed with SHA-512: stable across processes and Python versions.
+            rng = self._streams[stream] = random.Random(f"{self._seed}:{stream}")
+        return rng
+
+    def token(self, length: int, alphabet: str = _ALNUM, *, stream: str = "token") -> str:
         with self._lock:
-            return "".join(self._rng.choice(alphabet) for _ in range(length))
+            rng = self._rng(stream)
+            return "".join(rng.choice(alphabet) for _ in range(length))
 
     def resource_id(self, prefix: str, length: int = 21) -> str:
         """An ID shaped like Alibaba's: ``vpc-`` + 21 lowercase alphanumerics (``bp1`` style)."""
         # Real hangzhou IDs start with "bp1"; keeping it makes them read like the real thing.
-        return f"{prefix}-bp1{self.token(length - 3)}"
+        return f"{prefix}-bp1{self.token(length - 3, stream=prefix)}"
 
     def cluster_id(self) -> str:
         """ACK cluster IDs are ``c`` + 32 hex digits."""
-        return "c" + self.token(32, "0123456789abcdef")
+        return "c" + self.token(32, "0123456789abcdef", stream="cluster")
 
-    def uuid(self) -> str:
+    def uuid(self, stream: str = "uuid") -> str:
         with self._lock:
-            return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            return str(uuid.UUID(int=self._rng(stream).getrandbits(128), version=4))
 
     def request_id(self) -> str:
         """Alibaba RequestIds are upper-case UUIDs."""
-        return self.uuid().upper()
+        return self.uuid("request").upper()
 
-    def hex(self, length: int) -> str:
-        return self.token(length, "0123456789abcdef")
+    def hex(self, length: int, stream: str = "hex") -> str:
+        return self.token(length, "0123456789abcdef", stream=stream)

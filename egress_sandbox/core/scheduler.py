@@ -61,7 +61,9 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._stopped and (not self._heap or self._heap[0].due > time.monotonic()):
+                while not self._stopped and (
+                    not self._heap or self._heap[0].due > time.monotonic()
+                ):
                     timeout = self._heap[0].due - time.monotonic() if self._heap else None
                     self._cv.wait(timeout)
                 if self._stopped:

@@ -86,9 +86,7 @@ class Invalid(ApiError):
     code, reason = 422, "Invalid"
 
     @classmethod
-    def of(
-        cls, kind: str, group: str, name: str, causes: list[dict[str, str]]
-    ) -> Invalid:
+    def of(cls, kind: str, group: str, name: str, causes: list[dict[str, str]]) -> Invalid:
         res = f"{kind}.{group}" if group else kind
         msgs = "; ".join(f"{c['field']}: {c['message']}" for c in causes)
         if len(causes) > 1:

@@ -153,13 +153,23 @@ class Store:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + self.ids.token(5, "bcdfghjklmnpqrstvwxz2456789")
+                meta["name"] = meta["generateName"] + self.ids.token(
+                    5, "bcdfghjklmnpqrstvwxz2456789"
+                )
             name = meta.get("name")
             if not name:
-                raise Invalid.of(rt.kind, rt.group, "", [{
-                    "reason": "FieldValueRequired", "field": "metadata.name",
-                    "message": "Required value: name or generateName is required",
-                }])
+                raise Invalid.of(
+                    rt.kind,
+                    rt.group,
+                    "",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "field": "metadata.name",
+                            "message": "Required value: name or generateName is required",
+                        }
+                    ],
+                )
             ns = self._ns(rt, meta.get("namespace"))
             if rt.namespaced:
                 meta["namespace"] = ns
@@ -174,7 +184,11 @@ class Store:
                     raise Forbidden(
                         f'{rt.resource_name} "{name}" is forbidden: unable to create new content '
                         f"in namespace {ns} because it is being terminated",
-                        details={"name": name, "kind": rt.plural, **({"group": rt.group} if rt.group else {})},
+                        details={
+                            "name": name,
+                            "kind": rt.plural,
+                            **({"group": rt.group} if rt.group else {}),
+                        },
                     )
             else:
                 meta.pop("namespace", None)
@@ -278,7 +292,10 @@ class Store:
                     f"UID in object meta: {old['metadata']['uid']}",
                     details={"name": name, "kind": rt.plural},
                 )
-            if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
+            if (
+                pre.get("resourceVersion")
+                and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
+            ):
                 raise Conflict.stale(rt.plural, rt.group, name)
             if dry_run:
                 return copy.deepcopy(old)
@@ -308,7 +325,7 @@ class Store:
         for rt in self.types.all():
             if not rt.namespaced:
                 continue
-            for (ns, n) in [k for k in self._table(rt) if k[0] == name]:
+            for ns, n in [k for k in self._table(rt) if k[0] == name]:
                 try:
                     self.delete(rt, ns, n)
                 except NotFound:
@@ -330,6 +347,14 @@ class Store:
                         self.delete(rt, ns, n)
                     except NotFound:
                         pass
+
+    def drop_type(self, rt: ResourceType) -> None:
+        """Remove every object of a type (its CRD is gone), telling watchers they were deleted."""
+        with self.lock:
+            table = self._objects.pop(rt.key, {})
+            for obj in table.values():
+                obj["metadata"]["resourceVersion"] = str(self._bump())
+                self._emit("DELETED", rt, obj)
 
     # ---- watch -------------------------------------------------------------------------------
 
@@ -381,26 +406,29 @@ class Store:
         ts = now_rfc3339()
         name = f"{meta.get('name', 'object')}.{self.ids.hex(16)}"
         try:
-            self.create(evt, {
-                "metadata": {"name": name, "namespace": ns},
-                "involvedObject": {
-                    "apiVersion": involved.get("apiVersion"),
-                    "kind": involved.get("kind"),
-                    "name": meta.get("name"),
-                    "namespace": meta.get("namespace"),
-                    "uid": meta.get("uid"),
-                    "resourceVersion": meta.get("resourceVersion"),
+            self.create(
+                evt,
+                {
+                    "metadata": {"name": name, "namespace": ns},
+                    "involvedObject": {
+                        "apiVersion": involved.get("apiVersion"),
+                        "kind": involved.get("kind"),
+                        "name": meta.get("name"),
+                        "namespace": meta.get("namespace"),
+                        "uid": meta.get("uid"),
+                        "resourceVersion": meta.get("resourceVersion"),
+                    },
+                    "reason": reason,
+                    "message": message,
+                    "type": type_,
+                    "source": {"component": component},
+                    "firstTimestamp": ts,
+                    "lastTimestamp": ts,
+                    "count": 1,
+                    "reportingComponent": component,
+                    "reportingInstance": component,
                 },
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "source": {"component": component},
-                "firstTimestamp": ts,
-                "lastTimestamp": ts,
-                "count": 1,
-                "reportingComponent": component,
-                "reportingInstance": component,
-            })
+            )
         except NotFound:
             pass  # the namespace is gone; a real apiserver would refuse the event too
 
@@ -410,9 +438,7 @@ class Store:
         with self.lock:
             return {
                 "rv": self._rv,
-                "objects": [
-                    o for table in self._objects.values() for o in table.values()
-                ],
+                "objects": [o for table in self._objects.values() for o in table.values()],
             }
 
     def iter_objects(self) -> Iterator[tuple[ResourceType, Obj]]:

@@ -16,7 +16,14 @@ class ResourceType:
     singular: str = ""
     short_names: tuple[str, ...] = ()
     verbs: tuple[str, ...] = (
-        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
     )
     subresources: tuple[str, ...] = ()  # "status", "log"
     categories: tuple[str, ...] = ()
@@ -41,27 +48,86 @@ _RW = ResourceType.__dataclass_fields__["verbs"].default
 _RO = ("get", "list", "watch")
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    ResourceType("", "v1", "namespaces", "Namespace", False, "namespace", ("ns",),
-                 ("create", "delete", "get", "list", "patch", "update", "watch"), ("status",)),
-    ResourceType("", "v1", "services", "Service", True, "service", ("svc",), _RW, ("status",),
-                 ("all",)),
+    ResourceType(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        False,
+        "namespace",
+        ("ns",),
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+        ("status",),
+    ),
+    # Nodes are read-mostly: the sandbox registers its one node at bootstrap.
+    ResourceType(
+        "",
+        "v1",
+        "nodes",
+        "Node",
+        False,
+        "node",
+        ("no",),
+        ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+        ("status",),
+    ),
+    ResourceType(
+        "", "v1", "services", "Service", True, "service", ("svc",), _RW, ("status",), ("all",)
+    ),
     ResourceType("", "v1", "pods", "Pod", True, "pod", ("po",), _RW, ("status", "log"), ("all",)),
     ResourceType("", "v1", "events", "Event", True, "event", ("ev",), _RW),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, "configmap", ("cm",), _RW),
     ResourceType("", "v1", "secrets", "Secret", True, "secret", (), _RW),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, "serviceaccount", ("sa",),
-                 _RW),
-    ResourceType("apps", "v1", "deployments", "Deployment", True, "deployment", ("deploy",), _RW,
-                 ("status",), ("all",)),
-    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, "ingress", ("ing",),
-                 _RW, ("status",)),
-    ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False,
-                 "ingressclass", (), _RW),
-    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                 "CustomResourceDefinition", False, "customresourcedefinition", ("crd", "crds"),
-                 _RW, ("status",)),
-    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
-                 "SelfSubjectAccessReview", False, "", (), ("create",)),
+    ResourceType(
+        "", "v1", "serviceaccounts", "ServiceAccount", True, "serviceaccount", ("sa",), _RW
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        True,
+        "deployment",
+        ("deploy",),
+        _RW,
+        ("status",),
+        ("all",),
+    ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        True,
+        "ingress",
+        ("ing",),
+        _RW,
+        ("status",),
+    ),
+    ResourceType(
+        "networking.k8s.io", "v1", "ingressclasses", "IngressClass", False, "ingressclass", (), _RW
+    ),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        "customresourcedefinition",
+        ("crd", "crds"),
+        _RW,
+        ("status",),
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        "",
+        (),
+        ("create",),
+    ),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, "event", ("ev",), _RW),
 )
 

@@ -1,0 +1,53 @@
+# The README's two commands: `make demo` and `make test`. Everything else is a convenience.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PARAMS ?= parameters/sandbox.yaml
+export EGRESS_SANDBOX_HOME ?= $(CURDIR)/.sandbox
+# The SDKs send every call through HTTP(S)_PROXY when set, even to loopback.
+unexport HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
+
+.PHONY: demo test lint typecheck notebooks lab sandbox-up sandbox-down clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed  ## start the sandbox and run the whole runbook headless
+	$(BIN)/egress-sandbox up
+	$(BIN)/egress-runbook run $(PARAMS)
+
+test: $(BIN)/.installed  ## every test: lint, types, unit, integration, sandbox, nbval
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest tests
+	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+notebooks: $(BIN)/.installed  ## re-execute the committed notebooks in place against a fresh sandbox
+	$(BIN)/python scripts/refresh_notebooks.py
+
+lab: $(BIN)/.installed  ## start the sandbox and open JupyterLab on notebooks/
+	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet -e '.[dev,lab]'
+	$(BIN)/egress-sandbox up
+	$(BIN)/jupyter lab notebooks/
+
+sandbox-up: $(BIN)/.installed
+	$(BIN)/egress-sandbox up
+
+sandbox-down: $(BIN)/.installed
+	$(BIN)/egress-sandbox down
+
+clean:
+	-$(BIN)/egress-sandbox down
+	rm -rf .sandbox runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,183 @@
+"""Connect to the target: Kubernetes API clients plus the VPC, SLB and CS SDK clients.
+
+The sandbox is found only through the files it writes (``sandbox.json``, ``kubeconfig``),
+the same way a real cluster is found through a kubeconfig and a credential chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, retry_options
+from egress_lib.errors import EgressError
+from egress_lib.parameters import Parameters
+
+SANDBOX_NOT_RUNNING = (
+    "the sandbox is not running: start it with `egress-sandbox up` (or `make demo`)"
+)
+
+
+def mask(secretish: str | None) -> str:
+    """'LTAI5tExample0000' -> 'LTAI****0000'; short or empty values are fully masked."""
+    if not secretish:
+        return "(none)"
+    if len(secretish) < 10:
+        return "****"
+    return f"{secretish[:4]}****{secretish[-4:]}"
+
+
+def sandbox_home() -> Path:
+    """``$EGRESS_SANDBOX_HOME`` or ``~/.local/state/egress-sandbox``."""
+    env = os.environ.get("EGRESS_SANDBOX_HOME")
+    return Path(env) if env else Path.home() / ".local" / "state" / "egress-sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """What ``sandbox.json`` says; the secret is kept out of repr."""
+
+    home: Path
+    aliyun_endpoint: str
+    kubeconfig: str
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    region_id: str
+    cluster_id: str
+    pid: int
+
+
+def read_sandbox_info(home: Path | None = None) -> SandboxInfo:
+    """Read and check ``sandbox.json``; a missing file or dead pid is "not running"."""
+    home = home or sandbox_home()
+    path = home / "sandbox.json"
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EgressError(f"{SANDBOX_NOT_RUNNING} (no {path})") from None
+    except (OSError, ValueError) as e:
+        raise EgressError(f"{SANDBOX_NOT_RUNNING} (cannot read {path}: {e})") from None
+    try:
+        info = SandboxInfo(
+            home=home,
+            aliyun_endpoint=str(data["aliyun_endpoint"]),
+            kubeconfig=str(data.get("kubeconfig") or home / "kubeconfig"),
+            access_key_id=str(data["access_key_id"]),
+            access_key_secret=str(data["access_key_secret"]),
+            region_id=str(data.get("region_id") or ""),
+            cluster_id=str(data.get("cluster_id") or ""),
+            pid=int(data["pid"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise EgressError(f"{path} is missing or has a bad key: {e}") from None
+    if not _pid_alive(info.pid):
+        raise EgressError(f"{SANDBOX_NOT_RUNNING} (pid {info.pid} in {path} has exited)")
+    return info
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything a step needs to talk to the target. ``repr`` never shows credentials."""
+
+    params: Parameters
+    core: Any = field(repr=False)
+    networking: Any = field(repr=False)
+    apps: Any = field(repr=False)
+    custom: Any = field(repr=False)
+    apiext: Any = field(repr=False)
+    authz: Any = field(repr=False)
+    api_client: Any = field(repr=False)
+    vpc: Any = field(repr=False)
+    slb: Any = field(repr=False)
+    cs: Any = field(repr=False)
+    target_description: str = ""
+
+    def __repr__(self) -> str:
+        return f"Session({self.target_description})"
+
+    def close(self) -> None:
+        """Close the Kubernetes connection pool."""
+        close = getattr(self.api_client, "close", None)
+        if callable(close):
+            close()
+
+
+def connect(params: Parameters) -> Session:
+    """Build the clients for ``params.target``; no API call is made here."""
+    from alibabacloud_cs20151215.client import Client as CsClient
+    from alibabacloud_slb20140515.client import Client as SlbClient
+    from alibabacloud_tea_openapi.models import Config
+    from alibabacloud_vpc20160428.client import Client as VpcClient
+    from kubernetes import client as k8s
+    from kubernetes import config as _k8s_config
+
+    k8s_config: Any = _k8s_config  # the loader is not annotated
+
+    common: dict[str, Any] = {
+        "region_id": params.region_id,
+        "connect_timeout": CONNECT_TIMEOUT_MS,
+        "read_timeout": READ_TIMEOUT_MS,
+    }
+    kubeconfig: str | None
+    if params.target == "sandbox":
+        info = read_sandbox_info()
+        kubeconfig = params.kubeconfig or info.kubeconfig
+        common |= {
+            "access_key_id": info.access_key_id,
+            "access_key_secret": info.access_key_secret,
+            "endpoint": info.aliyun_endpoint,
+            "protocol": "http",
+        }
+        cloud_text = f"OpenAPI http://{info.aliyun_endpoint}, AccessKey {mask(info.access_key_id)}"
+    else:
+        from alibabacloud_credentials.client import Client as CredentialClient
+
+        kubeconfig = params.kubeconfig  # None = the client's default location
+        # The default chain: env vars, ~/.aliyun/config.json, ECS RAM role, RRSA (OIDC).
+        common["credential"] = CredentialClient()
+        cloud_text = "OpenAPI default endpoints, credentials from the default chain"
+
+    def config() -> Any:
+        # One Config per client: the SDK clients keep a reference and may adjust it.
+        return Config(**common, retry_options=retry_options())
+
+    try:
+        api_client = k8s_config.new_client_from_config(
+            config_file=kubeconfig, context=params.kube_context, persist_config=False
+        )
+    except Exception as e:  # noqa: BLE001 - the loader raises ConfigException, OSError, YAML errors
+        where = kubeconfig or "the default kubeconfig"
+        raise EgressError(f"cannot load Kubernetes config from {where}: {e}") from None
+    host = getattr(api_client.configuration, "host", "?")
+    ctx = params.kube_context or "current context"
+    description = (
+        f"target={params.target} region={params.region_id} cluster={params.cluster_id}; "
+        f"Kubernetes {host} ({ctx}); {cloud_text}"
+    )
+    return Session(
+        params=params,
+        core=k8s.CoreV1Api(api_client),
+        networking=k8s.NetworkingV1Api(api_client),
+        apps=k8s.AppsV1Api(api_client),
+        custom=k8s.CustomObjectsApi(api_client),
+        apiext=k8s.ApiextensionsV1Api(api_client),
+        authz=k8s.AuthorizationV1Api(api_client),
+        api_client=api_client,
+        vpc=VpcClient(config()),
+        slb=SlbClient(config()),
+        cs=CsClient(config()),
+        target_description=description,
+    )

@@ -1,0 +1,207 @@
+"""The exceptions egress_lib raises; every one derives from :class:`EgressError`.
+
+SDK and Kubernetes client exceptions are converted at the call site (``raise ... from e``)
+so callers handle one tree and messages never carry request headers or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class EgressError(Exception):
+    """Base class of every error egress_lib raises."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid parameter: where it is, what was given, what is expected."""
+
+    path: str
+    value: object
+    expected: str
+    # What is wrong, e.g. "'vsw_1' is not a vSwitch ID"; empty = "<value> is not valid".
+    problem: str = ""
+
+    def __str__(self) -> str:
+        what = self.problem or f"{self.value!r} is not valid"
+        return f"{self.path}: {what}; expected {self.expected}"
+
+
+class ParameterError(EgressError, ValueError):
+    """The parameters are invalid. ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Sequence[Problem] | Problem, *, source: str | None = None):
+        self.problems: list[Problem] = (
+            [problems] if isinstance(problems, Problem) else list(problems)
+        )
+        if not self.problems:
+            raise ValueError("ParameterError needs at least one problem")
+        first = self.problems[0]
+        self.path = first.path
+        self.value = first.value
+        self.expected = first.expected
+        self.source = source
+        where = f" in {source}" if source else ""
+        if len(self.problems) == 1:
+            text = f"invalid parameter{where}: {first}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{len(self.problems)} invalid parameters{where}:\n{lines}"
+        super().__init__(text)
+
+
+class CloudApiError(EgressError):
+    """An Alibaba Cloud OpenAPI call failed (the service answered with an error)."""
+
+    def __init__(
+        self,
+        *,
+        product: str,
+        action: str,
+        code: str | None,
+        status_code: int | None,
+        request_id: str | None,
+        message: str,
+    ):
+        self.product = product
+        self.action = action
+        self.code = code
+        self.status_code = status_code
+        self.request_id = request_id
+        self.message = message
+        parts = [f"{product}:{action} failed"]
+        if status_code is not None:
+            parts.append(f"HTTP {status_code}")
+        if code:
+            parts.append(code)
+        text = ", ".join(parts) + f": {message}"
+        if request_id:
+            text += f" (RequestId {request_id})"
+        super().__init__(text)
+
+    @classmethod
+    def from_sdk(cls, product: str, action: str, exc: BaseException) -> CloudApiError:
+        """Build from a TeaException/ClientException/ServerException/UnretryableException."""
+        # UnretryableException means no usable answer (connection refused, timeout,
+        # TLS, non-JSON body): keep it apart so callers can tell "down" from "denied".
+        if type(exc).__name__ == "UnretryableException" or not hasattr(exc, "code"):
+            inner = getattr(exc, "inner_exception", None) or exc
+            return CloudConnectionError(
+                product=product,
+                action=action,
+                code=None,
+                status_code=None,
+                request_id=None,
+                message=_short(str(inner)),
+            )
+        data = getattr(exc, "data", None)
+        status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+        request_id = getattr(exc, "request_id", None)
+        if isinstance(data, dict):
+            status = status or data.get("statusCode")
+            request_id = request_id or data.get("RequestId") or data.get("requestId")
+        raw = None
+        if isinstance(data, dict):
+            raw = data.get("Message") or data.get("message")
+        message = str(raw or getattr(exc, "message", None) or type(exc).__name__)
+        return cls(
+            product=product,
+            action=action,
+            code=getattr(exc, "code", None),
+            status_code=int(status) if status is not None else None,
+            request_id=str(request_id) if request_id else None,
+            message=_short(message),
+        )
+
+
+class CloudConnectionError(CloudApiError):
+    """The OpenAPI endpoint could not be reached or gave no usable answer."""
+
+
+class KubernetesApiError(EgressError):
+    """A Kubernetes API call failed; ``reason``/``status`` come from the Status body."""
+
+    def __init__(
+        self,
+        *,
+        status: int | None,
+        reason: str,
+        message: str,
+        kind: str | None = None,
+        name: str | None = None,
+        operation: str | None = None,
+    ):
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.kind = kind
+        self.name = name
+        self.operation = operation
+        target = f"{kind}/{name}" if kind and name else (kind or name or "")
+        head = " ".join(x for x in (operation, target) if x) or "Kubernetes API call"
+        super().__init__(f"{head} failed: HTTP {status} {reason}: {message}")
+
+    @classmethod
+    def from_api_exception(
+        cls,
+        exc: BaseException,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        operation: str | None = None,
+    ) -> KubernetesApiError:
+        status = getattr(exc, "status", None)
+        reason = str(getattr(exc, "reason", "") or "")
+        message = reason or str(exc)
+        body = getattr(exc, "body", None)
+        if body:
+            try:
+                parsed: Any = json.loads(body)
+            except (TypeError, ValueError):
+                parsed = None
+            if isinstance(parsed, dict):
+                reason = str(parsed.get("reason") or reason)
+                message = str(parsed.get("message") or message)
+                details = parsed.get("details")
+                if isinstance(details, dict):
+                    kind = kind or details.get("kind")
+                    name = name or details.get("name")
+        return cls(
+            status=int(status) if status is not None else None,
+            reason=reason or "Unknown",
+            message=_short(message),
+            kind=kind,
+            name=name,
+            operation=operation,
+        )
+
+
+class WaitTimeout(EgressError, TimeoutError):
+    """A wait reached its deadline; ``last_state`` is what was seen last."""
+
+    def __init__(self, what: str, seconds: float, last_state: object, reason: str = ""):
+        self.what = what
+        self.seconds = seconds
+        self.last_state = last_state
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"gave up waiting for {what}{why} after {seconds:g}s; last seen: {last_state}"
+        )
+
+
+class PreconditionFailed(EgressError):
+    """A fact about the cluster or cloud makes the step unsafe to run."""
+
+
+class NotApproved(EgressError):
+    """The step would change something but ``approve`` is false."""
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,201 @@
+"""Step 01: install the MSE Ingress Controller add-on (CS InstallClusterAddons).
+
+If no IngressClass ``mse`` exists when the add-on installs, it creates a default
+internet-facing gateway ``mse-ingress-premium-<cluster>``; so the runbook's own IngressClass
+``mse`` (bound to our MseIngressConfig) is created first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from egress_lib import kube, manifests
+from egress_lib.cloud import call
+from egress_lib.errors import EgressError
+from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps._common import require_approval
+from egress_lib.waiting import poll
+
+if TYPE_CHECKING:
+    from egress_lib.clients import Session
+
+STEP = "01-install-controller"
+CRD_NAME = "mseingressconfigs.mse.alibabacloud.com"
+CONTROLLER_NAMESPACE = "mse-ingress-controller"
+CONTROLLER_DEPLOYMENT = "ack-mse-ingress-controller"
+DEFAULT_CLASS = "mse"
+
+
+def addon_versions(session: Session) -> dict[str, Any]:
+    """CS DescribeClusterAddonsVersion: add-on name -> {version, next_version, ...}."""
+    p = session.params
+    body = call(
+        "cs",
+        "DescribeClusterAddonsVersion",
+        session.cs.describe_cluster_addons_version,
+        p.cluster_id,
+    )
+    return dict(body or {})
+
+
+def installed_version(session: Session) -> str | None:
+    """The installed add-on version, or None (an empty ``version`` means not installed)."""
+    entry = addon_versions(session).get(session.params.controller.addon_name) or {}
+    version = entry.get("version") if isinstance(entry, dict) else None
+    return str(version) if version else None
+
+
+def target_version(session: Session) -> str:
+    """``controller.version`` or the latest version the cluster offers (ListAddons)."""
+    from alibabacloud_cs20151215 import models as m
+
+    p = session.params
+    if p.controller.version:
+        return p.controller.version
+    body = call(
+        "cs",
+        "ListAddons",
+        session.cs.list_addons,
+        m.ListAddonsRequest(cluster_id=p.cluster_id, region_id=p.region_id),
+    )
+    for addon in getattr(body, "addons", None) or []:
+        if addon.name == p.controller.addon_name and addon.version:
+            return str(addon.version)
+    entry = addon_versions(session).get(p.controller.addon_name) or {}
+    latest = entry.get("next_version") or entry.get("version") if isinstance(entry, dict) else None
+    if latest:
+        return str(latest)
+    raise EgressError(
+        f"the cluster offers no add-on named {p.controller.addon_name!r}; "
+        "set controller.addon_name/controller.version"
+    )
+
+
+def plan(session: Session) -> Plan:
+    """Create the IngressClass first when needed, then install the add-on; or nothing."""
+    p = session.params
+    version = installed_version(session)
+    if version:
+        return Plan(
+            STEP, [Change("unchanged", "Addon", p.controller.addon_name, f"installed {version}")]
+        )
+    changes: list[Change] = []
+    warnings: list[str] = []
+    existing_class = kube.get(session, "IngressClass", DEFAULT_CLASS)
+    if existing_class is None and p.gateway.ingress_class == DEFAULT_CLASS:
+        change = kube.plan_apply(session, manifests.ingress_class(p))
+        changes.append(
+            Change(
+                change.action,
+                change.kind,
+                change.name,
+                "before the add-on: it creates a default internet-facing gateway "
+                f"mse-ingress-premium-{p.cluster_id} unless an IngressClass named mse exists",
+            )
+        )
+    elif existing_class is None:
+        warnings.append(
+            f"gateway.ingress_class is {p.gateway.ingress_class!r}, so no IngressClass 'mse' "
+            "exists at install time: the add-on will create the default internet-facing "
+            f"gateway mse-ingress-premium-{p.cluster_id}"
+        )
+    target = target_version(session)
+    changes.append(Change("create", "Addon", p.controller.addon_name, f"install version {target}"))
+    changes.append(Change("wait", "Task", "InstallClusterAddons", "task state success"))
+    changes.append(Change("wait", "CustomResourceDefinition", CRD_NAME, "Established"))
+    changes.append(Change("wait", "Deployment", CONTROLLER_DEPLOYMENT, "available"))
+    return Plan(STEP, changes, warnings)
+
+
+_make_plan = plan  # apply's argument is also called "plan"
+
+
+def install(session: Session, version: str) -> str:
+    """CS InstallClusterAddons; returns the task id."""
+    from alibabacloud_cs20151215 import models as m
+
+    p = session.params
+    req = m.InstallClusterAddonsRequest(
+        body=[m.InstallClusterAddonsRequestBody(name=p.controller.addon_name, version=version)]
+    )
+    body = call("cs", "InstallClusterAddons", session.cs.install_cluster_addons, p.cluster_id, req)
+    return str(getattr(body, "task_id", "") or "")
+
+
+def wait_for_task(session: Session, task_id: str) -> dict[str, Any]:
+    """Poll DescribeTaskInfo until success (the CS API has no watch); fail on ``fail``."""
+    p = session.params
+
+    def fetch() -> dict[str, Any]:
+        body = call("cs", "DescribeTaskInfo", session.cs.describe_task_info, task_id)
+        task: dict[str, Any] = body.to_map()
+        return task
+
+    task = poll(
+        fetch,
+        lambda t: t.get("state") in ("success", "fail", "failed"),
+        timeout=p.timeouts.controller_seconds,
+        what=f"CS task {task_id}",
+        reason=f"installing {p.controller.addon_name}",
+        describe=lambda t: f"state={t.get('state')} stage={t.get('current_stage')}",
+    )
+    if task.get("state") != "success":
+        err = task.get("error") or {}
+        raise EgressError(
+            f"add-on installation task {task_id} failed: {err.get('code')}: {err.get('message')}"
+        )
+    return task
+
+
+def wait_for_controller(session: Session) -> list[dict[str, Any]]:
+    """Watch the CRD until Established and the controller Deployment until available."""
+    seconds = session.params.timeouts.controller_seconds
+    crd = kube.wait_for(
+        session,
+        "CustomResourceDefinition",
+        CRD_NAME,
+        None,
+        lambda o: _condition(o, "Established"),
+        timeout=seconds,
+        reason="the MseIngressConfig CRD to be Established",
+    )
+    deploy = kube.wait_for(
+        session,
+        "Deployment",
+        CONTROLLER_DEPLOYMENT,
+        CONTROLLER_NAMESPACE,
+        lambda o: _condition(o, "Available"),
+        timeout=seconds,
+        reason="the MSE Ingress Controller Deployment to be available",
+    )
+    return [kube.strip_server_fields(crd), kube.strip_server_fields(deploy)]
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> bool:
+    if not obj:
+        return False
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def apply(session: Session, plan: Plan | None = None) -> StepResult:
+    """Carry out the plan: IngressClass (if planned), install, wait for task and controller."""
+    plan = plan if plan is not None else _make_plan(session)
+    require_approval(session, plan)
+    p = session.params
+    applied: list[Change] = []
+    objects: list[dict[str, Any]] = []
+    if not plan.has_changes:
+        return StepResult(STEP, list(plan.changes), [], {}, list(plan.warnings))
+    if any(c.kind == "IngressClass" and c.action == "create" for c in plan.changes):
+        outcome = kube.apply(session, manifests.ingress_class(p))
+        applied.append(Change("create", "IngressClass", p.gateway.ingress_class, outcome.action))
+    version = next(
+        c.detail.removeprefix("install version ") for c in plan.changes if c.kind == "Addon"
+    )
+    task_id = install(session, version)
+    applied.append(Change("create", "Addon", p.controller.addon_name, f"task {task_id}"))
+    if task_id:
+        wait_for_task(session, task_id)
+    objects = wait_for_controller(session)
+    return StepResult(STEP, applied, objects, {}, list(plan.warnings))

@@ -1,0 +1,144 @@
+"""Step 02: the MseIngressConfig (an internal-CLB-only MSE gateway) and its IngressClass."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from egress_lib import inventory, kube, manifests
+from egress_lib.errors import EgressError
+from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps._common import apply_objects, plan_objects, require_approval
+
+if TYPE_CHECKING:
+    from egress_lib.clients import Session
+
+STEP = "02-create-gateway"
+OWNER_TAG = "ingress.k8s.alibaba/MseIngressConfig"
+CLB_COLUMNS = ["LoadBalancerId", "Name", "Address", "AddressType", "Spec", "VSwitchId", "Status"]
+
+
+def objects(session: Session) -> list[dict[str, Any]]:
+    """The manifests this step applies, in order."""
+    p = session.params
+    return [manifests.mse_ingress_config(p), manifests.ingress_class(p)]
+
+
+def _class_conflict(session: Session) -> str | None:
+    # An IngressClass of the same name bound to another MseIngressConfig belongs to someone
+    # else (e.g. the add-on's default gateway): overwriting it would re-route their Ingresses.
+    p = session.params
+    current = kube.get(session, "IngressClass", p.gateway.ingress_class)
+    if current is None:
+        return None
+    params = (current.get("spec") or {}).get("parameters") or {}
+    if params.get("kind") == "MseIngressConfig" and params.get("name") != p.gateway.config_name:
+        return (
+            f"IngressClass {p.gateway.ingress_class} is bound to MseIngressConfig "
+            f"{params.get('name')}, not {p.gateway.config_name}: it will be re-bound"
+        )
+    return None
+
+
+def plan(session: Session) -> Plan:
+    """Create/update the MseIngressConfig and IngressClass, then wait for Listening."""
+    p = session.params
+    changes = plan_objects(session, objects(session))
+    changes.append(Change("wait", "MseIngressConfig", p.gateway.config_name, "phase Listening"))
+    warning = _class_conflict(session)
+    return Plan(STEP, changes, [warning] if warning else [])
+
+
+_make_plan = plan  # apply's argument is also called "plan"
+
+
+def wait_listening(session: Session) -> dict[str, Any]:
+    """Watch the MseIngressConfig until ``status.phase`` is Listening; Failed is an error."""
+    p = session.params
+
+    def ready(obj: dict[str, Any] | None) -> bool:
+        status = (obj or {}).get("status") or {}
+        if status.get("phase") == "Failed":
+            raise EgressError(
+                f"MseIngressConfig {p.gateway.config_name} is Failed: "
+                f"{status.get('message') or status.get('Message') or 'no message'}"
+            )
+        return status.get("phase") == "Listening"
+
+    return kube.wait_for(
+        session,
+        "MseIngressConfig",
+        p.gateway.config_name,
+        None,
+        ready,
+        timeout=p.timeouts.gateway_seconds,
+        reason="the MSE gateway to be created and listening (usually 3-5 minutes)",
+    )
+
+
+def clb_rows(session: Session) -> list[dict[str, Any]]:
+    """Intranet CLBs in the gateway's first vSwitch (owned by our MseIngressConfig if tagged)."""
+    p = session.params
+    vpc_id = str(inventory.cluster_detail(session).get("vpc_id") or "")
+    rows = inventory.load_balancers(
+        session, vpc_id=vpc_id, v_switch_id=p.gateway.vswitches[0], address_type="intranet"
+    )
+    return [r for r in rows if _owned(r, p.gateway.config_name)]
+
+
+def _tags(row: dict[str, Any]) -> dict[str, str]:
+    tags = (row.get("Tags") or {}).get("Tag") or []
+    return {str(t.get("TagKey")): str(t.get("TagValue")) for t in tags}
+
+
+def _owned(row: dict[str, Any], config_name: str) -> bool:
+    tags = _tags(row)
+    return OWNER_TAG not in tags or tags[OWNER_TAG] == config_name
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame: pd.DataFrame = pd.DataFrame(
+        [
+            [
+                r.get("LoadBalancerId"),
+                r.get("LoadBalancerName"),
+                r.get("Address"),
+                r.get("AddressType"),
+                r.get("LoadBalancerSpec"),
+                r.get("VSwitchId"),
+                r.get("LoadBalancerStatus"),
+            ]
+            for r in rows
+        ],
+        columns=CLB_COLUMNS,
+    )
+    return frame
+
+
+def clb_frame(session: Session) -> pd.DataFrame:
+    """The gateway's internal CLB(s) as a DataFrame."""
+    return _frame(clb_rows(session))
+
+
+def public_clb_warnings(session: Session) -> list[str]:
+    """A warning per internet-facing CLB tagged with our MseIngressConfig."""
+    p = session.params
+    rows = inventory.load_balancers(session, address_type="internet")
+    return [
+        f"internet-facing CLB {r.get('LoadBalancerId')} ({r.get('Address')}) belongs to "
+        f"{p.gateway.config_name}: the egress gateway should be internal only"
+        for r in rows
+        if _tags(r).get(OWNER_TAG) == p.gateway.config_name
+    ]
+
+
+def apply(session: Session, plan: Plan | None = None) -> StepResult:
+    """Apply both objects, wait for Listening, and show the gateway's CLB."""
+    plan = plan if plan is not None else _make_plan(session)
+    require_approval(session, plan)
+    changes, read = apply_objects(session, objects(session))
+    listening = wait_listening(session)
+    read[0] = kube.strip_server_fields(listening)
+    warnings = list(plan.warnings) + public_clb_warnings(session)
+    return StepResult(STEP, changes, read, {"clb": clb_frame(session)}, warnings)

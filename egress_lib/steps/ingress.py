@@ -1,0 +1,116 @@
+"""Step 05: the Ingresses routing each destination host/path through the gateway.
+
+The gateway writes the CLB address into each Ingress's status once it picks the Ingress up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from egress_lib import inventory, kube, manifests
+from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps._common import apply_objects, plan_objects, require_approval
+
+if TYPE_CHECKING:
+    from egress_lib.clients import Session
+
+STEP = "05-ingress"
+
+
+@dataclass(frozen=True)
+class ClbAddress:
+    """Where clients reach the gateway for one Ingress."""
+
+    ingress: str
+    ip: str | None
+    port: int = 80
+    hostname: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The IP, or the hostname when the status carries only a name."""
+        return self.ip or self.hostname or ""
+
+
+def plan(session: Session) -> Plan:
+    """Create/update the Ingresses, then wait for their status address."""
+    p = session.params
+    objs = manifests.ingresses(p)
+    changes = plan_objects(session, objs)
+    changes += [
+        Change("wait", "Ingress", o["metadata"]["name"], "status.loadBalancer address")
+        for o in objs
+    ]
+    return Plan(STEP, changes, list(p.notes))
+
+
+_make_plan = plan  # apply's argument is also called "plan"
+
+
+def _address(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    lb = ((obj or {}).get("status") or {}).get("loadBalancer") or {}
+    entries = lb.get("ingress") or []
+    first = entries[0] if entries else None
+    return first if first and (first.get("ip") or first.get("hostname")) else None
+
+
+def wait_for_clb_address(session: Session) -> list[ClbAddress]:
+    """Watch each Ingress until its status has an ip or hostname (deadline per Ingress)."""
+    p = session.params
+    out: list[ClbAddress] = []
+    for name in p.ingress_groups():
+        obj = kube.wait_for(
+            session,
+            "Ingress",
+            name,
+            p.namespace,
+            lambda o: _address(o) is not None,
+            timeout=p.timeouts.ingress_status_seconds,
+            reason=f"the gateway to publish an address for Ingress {name}",
+        )
+        entry = _address(obj) or {}
+        ports = entry.get("ports") or []
+        port = int(ports[0].get("port") or 80) if ports else 80
+        out.append(ClbAddress(name, entry.get("ip"), port, entry.get("hostname")))
+    return out
+
+
+def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame:
+    """Each Ingress address cross-checked against SLB DescribeLoadBalancers."""
+    rows = []
+    for a in addresses:
+        clbs = inventory.load_balancers(session, address=a.ip) if a.ip else []
+        clb = clbs[0] if clbs else {}
+        rows.append(
+            [
+                a.ingress,
+                a.address,
+                a.port,
+                clb.get("LoadBalancerId"),
+                clb.get("AddressType"),
+                bool(clb) and clb.get("Address") == a.ip,
+            ]
+        )
+    frame: pd.DataFrame = pd.DataFrame(
+        rows, columns=["Ingress", "Address", "Port", "LoadBalancerId", "AddressType", "Matches CLB"]
+    )
+    return frame
+
+
+def apply(session: Session, plan: Plan | None = None) -> StepResult:
+    """Apply the Ingresses, wait for their addresses and check them against the CLB."""
+    plan = plan if plan is not None else _make_plan(session)
+    require_approval(session, plan)
+    objs = manifests.ingresses(session.params)
+    changes, _ = apply_objects(session, objs)
+    addresses = wait_for_clb_address(session)
+    read = [kube.read_back(session, o) for o in objs]
+    frame = address_frame(session, addresses)
+    warnings = list(plan.warnings)
+    for a, ok in zip(addresses, frame["Matches CLB"], strict=True):
+        if not ok:
+            warnings.append(f"Ingress {a.ingress} address {a.address} matches no CLB in the region")
+    return StepResult(STEP, changes, read, {"addresses": frame}, warnings)

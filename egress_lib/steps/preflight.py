@@ -1,0 +1,363 @@
+"""Step 00: read the cluster, network and permissions; change nothing.
+
+``facts`` gathers what the later steps depend on; ``checks`` turns the facts into
+pass/fail findings so an unsafe setup stops before step 01.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from egress_lib import inventory
+from egress_lib.errors import PreconditionFailed
+from egress_lib.kube import k8s_errors
+from egress_lib.plan import Change, Plan, StepResult
+
+if TYPE_CHECKING:
+    from egress_lib.clients import Session
+
+STEP = "00-preflight"
+CONTROLLER_NAMESPACE = "mse-ingress-controller"
+ALL_VERBS = ("create", "get", "patch", "update", "list", "watch", "delete")
+
+# (group, resource, subresource, verbs, scope) the runbook uses; scope "ns" = params.namespace.
+PERMISSIONS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
+    ("mse.alibabacloud.com", "mseingressconfigs", "", ALL_VERBS, "cluster"),
+    ("networking.k8s.io", "ingressclasses", "", ALL_VERBS, "cluster"),
+    ("", "services", "", ALL_VERBS, "ns"),
+    ("networking.k8s.io", "ingresses", "", ALL_VERBS, "ns"),
+    ("", "pods", "", ("create", "get", "list", "watch", "delete"), "ns"),
+    ("", "pods", "log", ("get",), "ns"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "", ("get", "list", "watch"), "cluster"),
+    ("apps", "deployments", "", ("get", "list", "watch"), CONTROLLER_NAMESPACE),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding; ``level`` warning = worth reading but not blocking."""
+
+    name: str
+    ok: bool
+    detail: str
+    level: Literal["error", "warning"] = "error"
+
+
+@dataclass
+class Facts:
+    """What the cloud and the cluster look like (read-only)."""
+
+    cluster: dict[str, Any]
+    kubernetes_version: str
+    vpc: dict[str, Any] | None
+    vswitches: list[dict[str, Any]]
+    nat_gateways: list[dict[str, Any]]
+    eips: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    snat_entries: list[dict[str, Any]] = field(default_factory=list)
+    gateway_vswitches: tuple[str, ...] = ()
+
+    @property
+    def node_vswitches(self) -> list[str]:
+        return list(self.cluster.get("vswitch_ids") or [])
+
+    @property
+    def internet_nat_gateways(self) -> list[dict[str, Any]]:
+        return [n for n in self.nat_gateways if (n.get("NetworkType") or "internet") == "internet"]
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """One DataFrame per fact table."""
+        c = self.cluster
+        cluster = pd.DataFrame(
+            [
+                {
+                    "ClusterId": c.get("cluster_id"),
+                    "Name": c.get("name"),
+                    "State": c.get("state"),
+                    "Version": c.get("current_version"),
+                    "Kubernetes": self.kubernetes_version,
+                    "VpcId": c.get("vpc_id"),
+                    "VSwitchIds": ", ".join(self.node_vswitches),
+                }
+            ]
+        )
+        vsw = pd.DataFrame(
+            [
+                {
+                    "VSwitchId": v.get("VSwitchId"),
+                    "Name": v.get("VSwitchName"),
+                    "Zone": v.get("ZoneId"),
+                    "CidrBlock": v.get("CidrBlock"),
+                    "Gateway": v.get("VSwitchId") in self.gateway_vswitches,
+                    "Nodes": v.get("VSwitchId") in self.node_vswitches,
+                }
+                for v in self.vswitches
+            ],
+            columns=["VSwitchId", "Name", "Zone", "CidrBlock", "Gateway", "Nodes"],
+        )
+        nat = pd.DataFrame(
+            [
+                {
+                    "NatGatewayId": n.get("NatGatewayId"),
+                    "Name": n.get("Name"),
+                    "NetworkType": n.get("NetworkType"),
+                    "Status": n.get("Status"),
+                    "SnatTableIds": ", ".join(_snat_tables(n)),
+                }
+                for n in self.nat_gateways
+            ],
+            columns=["NatGatewayId", "Name", "NetworkType", "Status", "SnatTableIds"],
+        )
+        eip = pd.DataFrame(
+            [
+                {
+                    "NatGatewayId": nat_id,
+                    "AllocationId": e.get("AllocationId"),
+                    "IpAddress": e.get("IpAddress"),
+                    "Status": e.get("Status"),
+                }
+                for nat_id, rows in self.eips.items()
+                for e in rows
+            ],
+            columns=["NatGatewayId", "AllocationId", "IpAddress", "Status"],
+        )
+        snat = pd.DataFrame(
+            [
+                {
+                    "SnatEntryId": s.get("SnatEntryId"),
+                    "Name": s.get("SnatEntryName"),
+                    "Source": s.get("SourceVSwitchId") or s.get("SourceCIDR"),
+                    "SnatIp": s.get("SnatIp"),
+                    "Status": s.get("Status"),
+                }
+                for s in self.snat_entries
+            ],
+            columns=["SnatEntryId", "Name", "Source", "SnatIp", "Status"],
+        )
+        vpc = pd.DataFrame(
+            [{k: (self.vpc or {}).get(k) for k in ("VpcId", "VpcName", "CidrBlock", "Status")}]
+        )
+        return {
+            "cluster": cluster,
+            "vpc": vpc,
+            "vswitches": vsw,
+            "nat_gateways": nat,
+            "eips": eip,
+            "snat_entries": snat,
+        }
+
+
+def _snat_tables(nat: dict[str, Any]) -> list[str]:
+    return list((nat.get("SnatTableIds") or {}).get("SnatTableId") or [])
+
+
+def kubernetes_version(session: Session) -> str:
+    """``gitVersion`` from the API server's /version."""
+    from kubernetes import client as k8s
+
+    api: Any = k8s.VersionApi(session.api_client)
+    with k8s_errors("get", "version", "/version"):
+        resp = api.get_code(_preload_content=False, _request_timeout=(5, 30))
+    data: dict[str, Any] = json.loads(resp.data)
+    return str(data.get("gitVersion") or "")
+
+
+def facts(session: Session) -> Facts:
+    """Read the cluster, its VPC, vSwitches, NAT gateways, their EIPs and SNAT entries."""
+    p = session.params
+    cluster = inventory.cluster_detail(session)
+    vpc_id = str(cluster.get("vpc_id") or "")
+    vpc_rows = inventory.vpcs(session, vpc_id) if vpc_id else []
+    nats = inventory.nat_gateways(session, vpc_id) if vpc_id else []
+    eips: dict[str, list[dict[str, Any]]] = {}
+    snat: list[dict[str, Any]] = []
+    for nat in nats:
+        if (nat.get("NetworkType") or "internet") != "internet":
+            continue
+        eips[nat["NatGatewayId"]] = inventory.eips_of(session, nat["NatGatewayId"])
+        for table in _snat_tables(nat):
+            snat.extend(inventory.snat_entries(session, table))
+    return Facts(
+        cluster=cluster,
+        kubernetes_version=kubernetes_version(session),
+        vpc=vpc_rows[0] if vpc_rows else None,
+        vswitches=inventory.vswitches(session, vpc_id) if vpc_id else [],
+        nat_gateways=nats,
+        eips=eips,
+        snat_entries=snat,
+        gateway_vswitches=tuple(p.gateway.vswitches),
+    )
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    digits = text.lstrip("v").split(".")
+    try:
+        return int(digits[0]), int("".join(ch for ch in digits[1] if ch.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def cloud_checks(session: Session, f: Facts) -> list[Check]:
+    """Findings about the cluster, vSwitches and NAT gateway."""
+    p = session.params
+    out: list[Check] = []
+    state = f.cluster.get("state")
+    out.append(Check("cluster running", state == "running", f"{p.cluster_id} state is {state}"))
+    major_minor = _version_tuple(f.kubernetes_version)
+    out.append(
+        Check(
+            "kubernetes >= 1.18",
+            major_minor >= (1, 18),
+            f"API server reports {f.kubernetes_version or 'no version'}",
+        )
+    )
+    in_vpc = {v.get("VSwitchId") for v in f.vswitches}
+    vpc_id = f.cluster.get("vpc_id")
+    for vsw in p.gateway.vswitches:
+        ok = vsw in in_vpc
+        out.append(
+            Check(
+                f"vSwitch {vsw} in the cluster's VPC",
+                ok,
+                f"found in {vpc_id}" if ok else f"{vsw} is not a vSwitch of {vpc_id}",
+            )
+        )
+    shared = sorted(set(p.gateway.vswitches) & set(f.node_vswitches))
+    out.append(
+        Check(
+            "gateway vSwitches are not the nodes' vSwitches",
+            not shared,
+            "dedicated"
+            if not shared
+            else f"{', '.join(shared)} also hosts nodes: its SNAT entry gives every pod there "
+            "direct internet access, bypassing the egress gateway",
+            level="warning",
+        )
+    )
+    internet = f.internet_nat_gateways
+    if p.snat.nat_gateway_id:
+        internet = [n for n in internet if n.get("NatGatewayId") == p.snat.nat_gateway_id]
+    ids = [n.get("NatGatewayId") for n in internet]
+    wanted = p.snat.nat_gateway_id or "an Internet NAT gateway"
+    if len(internet) == 1:
+        nat_id = str(ids[0])
+        ips = [str(e.get("IpAddress")) for e in f.eips.get(nat_id, [])]
+        out.append(Check("Internet NAT gateway", True, f"{nat_id} in {vpc_id}"))
+        out.append(
+            Check(
+                "EIP bound to the NAT gateway", bool(ips), ", ".join(ips) or f"{nat_id} has no EIP"
+            )
+        )
+        if p.snat.snat_ip:
+            out.append(
+                Check(
+                    "snat.snat_ip is an EIP of the NAT gateway",
+                    p.snat.snat_ip in ips,
+                    f"{p.snat.snat_ip} among {', '.join(ips) or 'none'}",
+                )
+            )
+    else:
+        detail = (
+            f"no {wanted} in {vpc_id}"
+            if not internet
+            else f"several Internet NAT gateways ({', '.join(map(str, ids))}): "
+            "set snat.nat_gateway_id"
+        )
+        out.append(Check("Internet NAT gateway", False, detail))
+    out.append(
+        Check(
+            "Alibaba Cloud permissions",
+            True,
+            "only the read calls above were exercised; write permissions (CreateSnatEntry, "
+            "InstallClusterAddons) cannot be checked without calling them",
+            level="warning",
+        )
+    )
+    return out
+
+
+def permission_checks(session: Session) -> list[Check]:
+    """One SelfSubjectAccessReview per verb and resource the runbook uses."""
+    ns = session.params.namespace
+    out: list[Check] = []
+    for group, resource, sub, verbs, scope in PERMISSIONS:
+        namespace = ns if scope == "ns" else (None if scope == "cluster" else scope)
+        name = f"{resource}/{sub}" if sub else resource
+        full = f"{name}.{group}" if group else name
+        missing = [v for v in verbs if not _allowed(session, group, resource, sub, v, namespace)]
+        where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
+        out.append(
+            Check(
+                f"RBAC {full}",
+                not missing,
+                f"{', '.join(verbs)} allowed{where}"
+                if not missing
+                else f"missing verbs {', '.join(missing)} on {full}{where}",
+            )
+        )
+    return out
+
+
+def _allowed(
+    session: Session, group: str, resource: str, sub: str, verb: str, namespace: str | None
+) -> bool:
+    attrs: dict[str, Any] = {"group": group, "resource": resource, "verb": verb}
+    if sub:
+        attrs["subresource"] = sub
+    if namespace:
+        attrs["namespace"] = namespace
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attrs},
+    }
+    with k8s_errors("create", "SelfSubjectAccessReview", f"{verb} {resource}"):
+        resp = session.authz.create_self_subject_access_review(
+            body, _preload_content=False, _request_timeout=(5, 30)
+        )
+    data: dict[str, Any] = json.loads(resp.data)
+    return bool((data.get("status") or {}).get("allowed"))
+
+
+def checks(session: Session, f: Facts | None = None) -> list[Check]:
+    """All findings: cloud facts first, then Kubernetes permissions."""
+    return cloud_checks(session, f or facts(session)) + permission_checks(session)
+
+
+def checks_frame(found: list[Check]) -> pd.DataFrame:
+    """Checks as a DataFrame (Check, OK, Level, Detail)."""
+    frame: pd.DataFrame = pd.DataFrame(
+        [[c.name, c.ok, c.level, c.detail] for c in found],
+        columns=["Check", "OK", "Level", "Detail"],
+    )
+    return frame
+
+
+def plan(session: Session) -> Plan:
+    """The checks to run, as ``check`` entries with their current outcome."""
+    found = checks(session)
+    return Plan(
+        STEP,
+        [
+            Change("check", "Check", c.name, ("ok: " if c.ok else "FAILED: ") + c.detail)
+            for c in found
+        ],
+        [f"{c.name}: {c.detail}" for c in found if not c.ok and c.level == "warning"],
+    )
+
+
+def apply(session: Session, plan: Plan | None = None) -> StepResult:
+    """Run every check; raise :class:`PreconditionFailed` listing the failed ones."""
+    f = facts(session)
+    found = checks(session, f)
+    failed = [c for c in found if not c.ok and c.level == "error"]
+    warnings = [f"{c.name}: {c.detail}" for c in found if not c.ok and c.level == "warning"]
+    if failed:
+        lines = "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
+        raise PreconditionFailed(f"{len(failed)} preflight check(s) failed:\n{lines}")
+    tables = {"checks": checks_frame(found), **f.to_frames()}
+    changes = [Change("check", "Check", c.name, c.detail) for c in found]
+    return StepResult(STEP, changes, [], tables, warnings)

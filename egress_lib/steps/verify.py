@@ -1,0 +1,277 @@
+"""Step 06: prove it works: from a pod, curl each destination through the gateway's CLB.
+
+Like the seed's test (``curl --resolve host:80:<CLB IP>``), the pod talks plain HTTP to the
+gateway whatever the backend protocol; the gateway does TLS to the external service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from egress_lib import kube
+from egress_lib.errors import EgressError, KubernetesApiError
+from egress_lib.kinds import REQUEST_TIMEOUT
+from egress_lib.kube import k8s_errors
+from egress_lib.parameters import Destination
+from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps._common import require_approval
+from egress_lib.steps.ingress import ClbAddress, wait_for_clb_address
+
+if TYPE_CHECKING:
+    from egress_lib.clients import Session
+
+STEP = "06-verify"
+POD_PREFIX = "egress-verify-"
+# Extra seconds beyond curl's --max-time for scheduling, image pull and container start.
+POD_MARGIN_SECONDS = 120
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+WRITE_OUT = "%{http_code} %{time_total} %{remote_ip}"
+_RESULT = re.compile(r"(\d{3}) ([0-9.]+) ?(\S*)\s*$")
+# Set by egress_lib.runner for the kernels it starts (kept here: the runner imports papermill).
+RUN_DIR_ENV = "EGRESS_RUN_DIR"
+COLUMNS = ["Destination", "URL", "HTTP status", "Time (s)", "Remote address", "OK", "Detail"]
+
+
+def pod_name(dest: Destination) -> str:
+    """``egress-verify-<name>``; names too long for 63 characters get a hash suffix."""
+    name = POD_PREFIX + dest.name
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(dest.name.encode()).hexdigest()[:8]
+    return f"{name[: 63 - 9].rstrip('-')}-{digest}"
+
+
+def curl_host(dest: Destination) -> str:
+    """A concrete host for the request (a wildcard rule gets a sample name)."""
+    return "egress-verify." + dest.host[2:] if dest.host.startswith("*.") else dest.host
+
+
+def url_for(dest: Destination, addr: ClbAddress) -> str:
+    port = "" if addr.port == 80 else f":{addr.port}"
+    return f"http://{curl_host(dest)}{port}{dest.path}"
+
+
+def curl_args(dest: Destination, addr: ClbAddress, timeout: int) -> list[str]:
+    """curl arguments: resolve the host to the CLB address, print ``code time ip``."""
+    return [
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        WRITE_OUT,
+        "--max-time",
+        str(timeout),
+        "--resolve",
+        f"{curl_host(dest)}:{addr.port}:{addr.address}",
+        url_for(dest, addr),
+    ]
+
+
+def pod_manifest(session: Session, dest: Destination, addr: ClbAddress) -> dict[str, Any]:
+    p = session.params
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(dest),
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/name": "egress-verify"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "curl",
+                    "image": p.verify.image,
+                    "args": curl_args(dest, addr, p.verify.timeout_seconds),
+                }
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    destination: str
+    url: str
+    status: int | None
+    seconds: float | None
+    remote: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyResult:
+    """One row per destination; ``ok`` when every request got a 2xx/3xx answer."""
+
+    rows: list[VerifyRow] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        frame: pd.DataFrame = pd.DataFrame(
+            [
+                [r.destination, r.url, r.status, r.seconds, r.remote, r.ok, r.detail]
+                for r in self.rows
+            ],
+            columns=COLUMNS,
+        )
+        return frame
+
+    def records(self) -> list[dict[str, Any]]:
+        """Plain rows, for ``egress-runbook run``'s summary table."""
+        return [
+            {
+                "destination": r.destination,
+                "url": r.url,
+                "http_status": r.status,
+                "time_s": r.seconds,
+                "remote_address": r.remote,
+                "ok": r.ok,
+            }
+            for r in self.rows
+        ]
+
+    def save(self) -> str | None:
+        """Write ``verify.json`` into the run folder ``egress-runbook run`` names; else nothing."""
+        run_dir = os.environ.get(RUN_DIR_ENV)
+        if not run_dir:
+            return None
+        path = os.path.join(run_dir, "verify.json")
+        with open(path, "w") as f:
+            json.dump(self.records(), f, indent=2)
+        return path
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`EgressError` naming every failing destination."""
+        bad = [r for r in self.rows if not r.ok]
+        if bad:
+            lines = "\n".join(f"  - {r.destination} ({r.url}): {r.detail}" for r in bad)
+            raise EgressError(
+                f"{len(bad)} destination(s) not reachable through the gateway:\n{lines}"
+            )
+
+
+def parse_output(text: str) -> tuple[int | None, float | None, str]:
+    """(HTTP status, seconds, remote ip) from curl's ``-w`` line; Nones if absent."""
+    for line in reversed(text.strip().splitlines()):
+        m = _RESULT.search(line)
+        if m:
+            code = int(m.group(1))
+            return (code or None), float(m.group(2)), m.group(3)
+    return None, None, ""
+
+
+def _finished(obj: dict[str, Any] | None) -> bool:
+    status = (obj or {}).get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_FAILURES:
+            raise EgressError(
+                f"pod {(obj or {}).get('metadata', {}).get('name')} cannot pull its image: "
+                f"{waiting.get('reason')}: {waiting.get('message') or ''} (set verify.image)"
+            )
+    return status.get("phase") in ("Succeeded", "Failed")
+
+
+def _log(session: Session, name: str, namespace: str) -> str:
+    with k8s_errors("read log", "Pod", name):
+        resp = session.core.read_namespaced_pod_log(
+            name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+    data = resp.data
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+def check_destination(session: Session, dest: Destination, addr: ClbAddress) -> VerifyRow:
+    """Run one curl pod to completion, read its output, delete it."""
+    p = session.params
+    name = pod_name(dest)
+    wait = p.verify.timeout_seconds + POD_MARGIN_SECONDS
+    # A pod of the same name from an earlier run would make create fail (pods are immutable).
+    kube.delete(session, "Pod", name, p.namespace, wait=True, timeout=wait)
+    manifest = pod_manifest(session, dest, addr)
+    url = url_for(dest, addr)
+    kube.apply(session, manifest)
+    try:
+        pod = kube.wait_for(
+            session,
+            "Pod",
+            name,
+            p.namespace,
+            _finished,
+            timeout=wait,
+            reason=f"curl {url} from a pod",
+        )
+        output = _log(session, name, p.namespace)
+    finally:
+        with contextlib.suppress(KubernetesApiError):  # best effort: teardown cleans up
+            kube.delete(session, "Pod", name, p.namespace)
+    status, seconds, remote = parse_output(output)
+    phase = (pod.get("status") or {}).get("phase")
+    ok = status is not None and 200 <= status < 400
+    if ok:
+        detail = f"HTTP {status} via {addr.address}"
+    elif status is None:
+        tail = output.strip().splitlines()[-1:] or ["no output"]
+        detail = f"no HTTP answer (pod {phase}): {tail[0][:200]}"
+    else:
+        detail = f"HTTP {status}: the gateway answered but the route or destination failed"
+    return VerifyRow(dest.name, url, status, seconds, remote, ok, detail)
+
+
+def verify(session: Session, addresses: list[ClbAddress] | None = None) -> VerifyResult:
+    """Check every destination through its Ingress's CLB address."""
+    p = session.params
+    by_ingress = {a.ingress: a for a in (addresses or wait_for_clb_address(session))}
+    result = VerifyResult()
+    for dest in p.destinations:
+        result.rows.append(check_destination(session, dest, by_ingress[dest.ingress]))
+    return result
+
+
+def plan(session: Session) -> Plan:
+    """One temporary pod per destination (created, waited for, deleted)."""
+    p = session.params
+    return Plan(
+        STEP,
+        [
+            Change("create", "Pod", pod_name(d), f"temporary: curl http://{curl_host(d)}{d.path}")
+            for d in p.destinations
+        ],
+    )
+
+
+_make_plan = plan  # apply's argument is also called "plan"
+
+
+def run(session: Session, plan: Plan | None = None) -> VerifyResult:
+    """Check every destination once approved; failures are rows, not exceptions."""
+    require_approval(session, plan if plan is not None else _make_plan(session))
+    return verify(session)
+
+
+def apply(session: Session, plan: Plan | None = None) -> StepResult:
+    """Run the checks; raise if any destination is unreachable (after building the table)."""
+    plan = plan if plan is not None else _make_plan(session)
+    require_approval(session, plan)
+    result = verify(session)
+    step = StepResult(
+        STEP,
+        [Change("check", "Destination", r.destination, r.detail) for r in result.rows],
+        [],
+        {"verify": result.to_frame()},
+    )
+    result.raise_for_failures()
+    return step

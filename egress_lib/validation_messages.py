@@ -1,0 +1,151 @@
+"""Turn pydantic errors and cross-field checks into :class:`Problem` entries."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from egress_lib.errors import Problem
+
+if TYPE_CHECKING:
+    from egress_lib.parameters import Parameters
+
+_MISSING = "<missing>"
+
+
+def format_loc(loc: Sequence[int | str]) -> str:
+    """('gateway', 'vswitches', 0) -> 'gateway.vswitches[0]'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "<root>"
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model class that owns keys at ``loc`` (used for "did you mean")."""
+    current: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue  # list item: the element type was already unwrapped below
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    # list[X] / X | None -> X, so nested models are found through containers.
+    for arg in typing.get_args(annotation) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = _unwrap(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def _expected_from_msg(msg: str) -> str:
+    for prefix in ("Input should be ", "Input should have ", "List should have ", "Value should "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[0].lower() + msg[1:] if msg else "a valid value"
+
+
+def _problem(err: Any, root: type[BaseModel]) -> Problem:
+    loc = tuple(err["loc"])
+    path = format_loc(loc)
+    value = err.get("input", _MISSING)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "egress_format":
+        return Problem(path, value, str(ctx["expected"]), str(ctx["what"]))
+    if kind == "extra_forbidden":
+        model = _model_at(root, loc[:-1])
+        valid = sorted(model.model_fields) if model else []
+        key = str(loc[-1])
+        near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return Problem(
+            path, value, f"one of the keys {', '.join(valid)}", f"unknown key {key!r}{hint}"
+        )
+    if kind == "missing":
+        return Problem(path, None, "a value for this required key", "required key is missing")
+    if kind == "literal_error":
+        return Problem(path, value, f"one of {ctx.get('expected')}", f"{value!r} is not allowed")
+    if kind.endswith(("_type", "_parsing")):
+        got = type(value).__name__
+        return Problem(
+            path, value, _expected_from_msg(err["msg"]), f"{value!r} has the wrong type ({got})"
+        )
+    if kind in ("too_short", "too_long"):
+        n = len(value) if hasattr(value, "__len__") else "?"
+        return Problem(path, value, _expected_from_msg(err["msg"]).split(",")[0], f"{n} items")
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return Problem(path, value, _expected_from_msg(err["msg"]), f"{value!r} is out of range")
+    if kind in ("string_too_short", "string_too_long"):
+        return Problem(path, value, _expected_from_msg(err["msg"]), f"{value!r} has a bad length")
+    return Problem(path, value, _expected_from_msg(err["msg"]))
+
+
+def problems_from_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """Every error pydantic found, in document order."""
+    return [_problem(err, root) for err in exc.errors()]
+
+
+def cross_checks(p: Parameters) -> list[Problem]:
+    """Rules that span several keys (uniqueness, merged Ingresses)."""
+    problems: list[Problem] = []
+    seen_vsw: set[str] = set()
+    for i, vsw in enumerate(p.gateway.vswitches):
+        if vsw in seen_vsw:
+            problems.append(
+                Problem(f"gateway.vswitches[{i}]", vsw, "two different vSwitches", "duplicate")
+            )
+        seen_vsw.add(vsw)
+    names: dict[str, int] = {}
+    routes: dict[tuple[str, str], int] = {}
+    protocols: dict[str, tuple[int, str]] = {}
+    for i, d in enumerate(p.destinations):
+        if d.name in names:
+            problems.append(
+                Problem(
+                    f"destinations[{i}].name",
+                    d.name,
+                    "a name used by no other destination",
+                    f"{d.name!r} is already used by destinations[{names[d.name]}]",
+                )
+            )
+        names.setdefault(d.name, i)
+        route = (d.host, d.path)
+        if route in routes:
+            problems.append(
+                Problem(
+                    f"destinations[{i}].path",
+                    d.path,
+                    "a host and path pair used by no other destination",
+                    f"{d.host}{d.path} is already routed by destinations[{routes[route]}]",
+                )
+            )
+        routes.setdefault(route, i)
+        first = protocols.setdefault(d.ingress, (i, d.backend_protocol))
+        if first[1] != d.backend_protocol:
+            problems.append(
+                Problem(
+                    f"destinations[{i}].backend_protocol",
+                    d.backend_protocol,
+                    f"{first[1]!r} like destinations[{first[0]}], which shares Ingress "
+                    f"{d.ingress!r} (the backend-protocol annotation is per Ingress)",
+                    "conflicting backend protocol",
+                )
+            )
+    return problems

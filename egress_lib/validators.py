@@ -1,0 +1,125 @@
+"""Format checks for IDs, Kubernetes names and hosts, as pydantic ``Annotated`` types.
+
+Each check raises ``PydanticCustomError`` with the text after "expected", so the
+parameter loader can print "path: value is not X; expected Y" without pydantic's prefixes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator, StrictStr
+from pydantic_core import PydanticCustomError
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(rf"^{_LABEL}$")
+DNS1123_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+CLUSTER_ID = re.compile(r"^c[0-9a-f]{32}$")
+VSWITCH_ID = re.compile(r"^vsw-[a-z0-9]{8,}$")
+NAT_GATEWAY_ID = re.compile(r"^ngw-[a-z0-9]{8,}$")
+REGION_ID = re.compile(r"^[a-z]{2,}-[a-z0-9-]+$")
+
+
+def _fail(what: str, expected: str) -> PydanticCustomError:
+    # "expected" travels in the context so the loader can rebuild the message its own way.
+    return PydanticCustomError(
+        "egress_format", "{what}; expected {expected}", {"what": what, "expected": expected}
+    )
+
+
+def _pattern(rx: re.Pattern[str], noun: str, expected: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not rx.match(value):
+            raise _fail(f"{value!r} is not {noun}", expected)
+        return value
+
+    return check
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not DNS1123_LABEL.match(value):
+        raise _fail(
+            f"{value!r} is not a DNS-1123 label",
+            "at most 63 lowercase letters, digits or '-', starting and ending alphanumeric",
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
+        raise _fail(
+            f"{value!r} is not a DNS-1123 subdomain",
+            "at most 253 characters of lowercase DNS labels separated by '.'",
+        )
+    return value
+
+
+def _host(value: str) -> str:
+    if "://" in value or "/" in value:
+        raise _fail(f"{value!r} is not a host name", "a bare host name without scheme or path")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise _fail(
+            f"{value!r} is an IP address",
+            "a DNS host name (Ingress rules match host names, not IPs)",
+        )
+    bare = value.removeprefix("*.")
+    if len(bare) > 253 or not DNS1123_SUBDOMAIN.match(bare) or "." not in bare:
+        raise _fail(
+            f"{value!r} is not a host name",
+            "a lowercase DNS name such as 'www.example.com', optionally starting with '*.'",
+        )
+    return value
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail(f"{value!r} is not an HTTP path", "a path starting with '/'")
+    if any(c.isspace() for c in value):
+        raise _fail(f"{value!r} contains white space", "a path without spaces")
+    return value
+
+
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise _fail(f"{value!r} is not an IPv4 address", "an EIP such as '47.96.1.2'") from None
+    return value
+
+
+ClusterId = Annotated[
+    StrictStr,
+    AfterValidator(
+        _pattern(CLUSTER_ID, "an ACK cluster ID", "'c' followed by 32 lowercase hex digits")
+    ),
+]
+VSwitchId = Annotated[
+    StrictStr,
+    AfterValidator(
+        _pattern(VSWITCH_ID, "a vSwitch ID", "'vsw-' followed by lowercase letters and digits")
+    ),
+]
+NatGatewayId = Annotated[
+    StrictStr,
+    AfterValidator(
+        _pattern(
+            NAT_GATEWAY_ID, "a NAT gateway ID", "'ngw-' followed by lowercase letters and digits"
+        )
+    ),
+]
+RegionId = Annotated[
+    StrictStr,
+    AfterValidator(_pattern(REGION_ID, "a region ID", "a region ID such as 'cn-hangzhou'")),
+]
+DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
+DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
+Host = Annotated[StrictStr, AfterValidator(_host)]
+HttpPath = Annotated[StrictStr, AfterValidator(_path)]
+IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]

@@ -1,0 +1,1 @@
+"""What the three emulated products share: signatures, errors, parameters, paging, dispatch."""

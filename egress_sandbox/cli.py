@@ -1,0 +1,215 @@
+"""``egress-sandbox up|down|status|env|reset``: run the sandbox as one background process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from egress_sandbox.sandbox import SANDBOX_FILE, default_home
+
+UP_DEADLINE_SECONDS = 60.0
+DOWN_DEADLINE_SECONDS = 20.0
+
+
+def _read_info(home: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((home / SANDBOX_FILE).read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(hostport: str) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def running_info(home: Path) -> dict[str, Any] | None:
+    """sandbox.json of a live sandbox whose endpoints answer, else None."""
+    info = _read_info(home)
+    if not info or not _alive(int(info.get("pid", -1))):
+        return None
+    k8s = urlsplit(info["k8s_url"]).netloc
+    if not (_answers(k8s) and _answers(info["aliyun_endpoint"])):
+        return None
+    return info
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    home: Path = args.home
+    info = running_info(home)
+    if info:
+        print(f"sandbox already running (pid {info['pid']}) in {home}")
+        return 0
+    home.mkdir(parents=True, exist_ok=True)
+    (home / SANDBOX_FILE).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "egress_sandbox.cli", "--home", str(home), "serve"]
+    if args.topology:
+        cmd += ["--topology", str(Path(args.topology).resolve())]
+    logf = (home / "sandbox.log").open("ab")
+    proc = subprocess.Popen(
+        cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + UP_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(
+                f"sandbox failed to start (exit {proc.returncode}); see {home / 'sandbox.log'}",
+                file=sys.stderr,
+            )
+            return 1
+        info = running_info(home)
+        if info and info["pid"] == proc.pid:
+            print(f"sandbox up (pid {proc.pid}) in {home}")
+            print(f"  kubernetes API  {info['k8s_url']}")
+            print(f"  cloud OpenAPI   http://{info['aliyun_endpoint']}")
+            print(f'  run: eval "$(egress-sandbox --home {shlex.quote(str(home))} env)"')
+            return 0
+        time.sleep(0.1)  # the child writes sandbox.json once every endpoint listens
+    proc.terminate()
+    print(
+        f"sandbox did not answer within {UP_DEADLINE_SECONDS:.0f} s; see {home / 'sandbox.log'}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    info = _read_info(args.home)
+    if not info or not _alive(int(info["pid"])):
+        print("sandbox is not running")
+        (args.home / SANDBOX_FILE).unlink(missing_ok=True)
+        return 0
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + DOWN_DEADLINE_SECONDS
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)  # no API tells us when another process has exited
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        print(f"sandbox (pid {pid}) did not stop in {DOWN_DEADLINE_SECONDS:.0f} s; killed it")
+    else:
+        print(f"sandbox (pid {pid}) stopped")
+    (args.home / SANDBOX_FILE).unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = running_info(args.home)
+    print(f"home: {args.home}")
+    if not info:
+        print("status: stopped")
+        return 3
+    print("status: running")
+    for key in ("pid", "k8s_url", "aliyun_endpoint", "kubeconfig", "cluster_id", "region_id"):
+        print(f"{key}: {info[key]}")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    info = running_info(args.home)
+    if not info:
+        print("echo 'egress-sandbox: the sandbox is not running; run: egress-sandbox up' >&2")
+        return 1
+    exports = {
+        "EGRESS_SANDBOX_HOME": str(args.home),
+        "KUBECONFIG": info["kubeconfig"],
+        "EGRESS_SANDBOX_ALIYUN_ENDPOINT": info["aliyun_endpoint"],
+        "ALIBABA_CLOUD_REGION_ID": info["region_id"],
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": info["access_key_id"],
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": info["access_key_secret"],
+        # Keep the credential chain from probing the ECS metadata service.
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+    }
+    for k, v in exports.items():
+        print(f"export {k}={shlex.quote(v)}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    was_running = running_info(args.home) is not None
+    if was_running:
+        cmd_down(args)
+    for name in ("state.json", "audit.jsonl"):
+        (args.home / name).unlink(missing_ok=True)
+    print("sandbox state wiped")
+    return cmd_up(args) if was_running else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run in the foreground until SIGTERM/SIGINT (what ``up`` starts in the background)."""
+    from egress_sandbox.sandbox import Sandbox
+    from egress_sandbox.topology import Topology
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sandbox = Sandbox(args.home, Topology.load(args.topology))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    sandbox.start()
+    done.wait()
+    sandbox.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="egress-sandbox", description=__doc__)
+    parser.add_argument(
+        "--home",
+        type=lambda s: Path(s).expanduser().resolve(),
+        default=None,
+        help="state folder (default: $EGRESS_SANDBOX_HOME or ~/.local/state/egress-sandbox)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the sandbox in the background (idempotent)")
+    up.add_argument("--topology", help="YAML file overriding the seeded topology")
+    sub.add_parser("down", help="stop the sandbox")
+    sub.add_parser("status", help="say whether it runs, and where")
+    sub.add_parser("env", help='print shell exports: eval "$(egress-sandbox env)"')
+    reset = sub.add_parser("reset", help="wipe all state (restarts it if it was running)")
+    reset.add_argument("--topology", help="YAML file overriding the seeded topology")
+    serve = sub.add_parser("serve", help="run in the foreground")
+    serve.add_argument("--topology", help="YAML file overriding the seeded topology")
+    args = parser.parse_args(argv)
+    if args.home is None:
+        args.home = default_home()
+    handlers = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "env": cmd_env,
+        "reset": cmd_reset,
+        "serve": cmd_serve,
+    }
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

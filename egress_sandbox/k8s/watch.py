@@ -1,0 +1,107 @@
+"""Watch streams: one JSON event per chunk, flushed as it happens (HTTP/1.1 chunked)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from werkzeug.wrappers import Request
+
+from egress_sandbox.k8s.errors import Gone
+from egress_sandbox.k8s.handlers import Target
+from egress_sandbox.k8s.selectors import labels_match, parse_field_selector, parse_label_selector
+from egress_sandbox.k8s.store import Obj, Store, WatchEvent
+
+Render = Callable[[Obj], Obj]
+MAX_WATCH_SECONDS = 1800.0
+
+
+def stream(
+    store: Store,
+    t: Target,
+    request: Request,
+    render: Render,
+    stopping: threading.Event,
+    bookmark_interval: float,
+) -> Iterator[bytes]:
+    """Prepare a watch (errors raise now, before any byte is sent) and return its event stream."""
+    labels = parse_label_selector(request.args.get("labelSelector"))
+    fields = parse_field_selector(request.args.get("fieldSelector"), t.rt.kind)
+    rv = request.args.get("resourceVersion")
+    timeout = float(request.args.get("timeoutSeconds") or MAX_WATCH_SECONDS)
+    bookmarks = request.args.get("allowWatchBookmarks") in ("true", "1")
+
+    def match_obj(o: Obj) -> bool:
+        ns = o.get("metadata", {}).get("namespace")
+        if t.rt.namespaced and t.namespace and ns != t.namespace:
+            return False
+        return labels_match(labels, o) and fields(o)
+
+    def match(ev: WatchEvent) -> bool:
+        return ev.rtype.key == t.rt.key and match_obj(ev.object)
+
+    initial: list[Obj] = []
+    error: Obj | None = None
+    with store.lock:
+        try:
+            watcher = store.watch(rv, match)
+        except Gone as exc:
+            error = exc.status()
+            watcher = None
+        if watcher is not None and rv in (None, "", "0"):
+            # No version: the current state as ADDED events first, then the changes.
+            initial, _ = store.list(t.rt, t.namespace, match_obj)
+
+    def line(type_: str, obj: Obj) -> bytes:
+        return (json.dumps({"type": type_, "object": obj}, separators=(",", ":")) + "\n").encode()
+
+    def events() -> Iterator[bytes]:
+        if watcher is None:
+            assert error is not None
+            yield line("ERROR", error)
+            return
+        deadline = time.monotonic() + timeout
+        last_bookmark = time.monotonic()
+        last_rv = rv or store.resource_version
+        try:
+            for o in initial:
+                last_rv = o["metadata"].get("resourceVersion", last_rv)
+                yield line("ADDED", render(_typed(t, o)))
+            while not stopping.is_set():
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                wait = min(deadline - now, 0.5)
+                ev = watcher.next(wait)
+                if ev is None:
+                    if watcher.closed:
+                        return
+                    if bookmarks and time.monotonic() - last_bookmark >= bookmark_interval:
+                        last_bookmark = time.monotonic()
+                        yield line("BOOKMARK", _bookmark(t, store.resource_version))
+                    continue
+                last_rv = str(ev.rv)
+                yield line(ev.type, render(_typed(t, ev.object)))
+        finally:
+            watcher.close()
+            _ = last_rv
+
+    return events()
+
+
+def _typed(t: Target, o: Obj) -> Obj:
+    o = copy.deepcopy(o)
+    o["apiVersion"], o["kind"] = t.rt.group_version, t.rt.kind
+    return o
+
+
+def _bookmark(t: Target, rv: str) -> dict[str, Any]:
+    return {
+        "kind": t.rt.kind,
+        "apiVersion": t.rt.group_version,
+        "metadata": {"resourceVersion": rv},
+    }

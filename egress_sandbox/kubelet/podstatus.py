@@ -1,0 +1,141 @@
+"""The in-memory state of a pod on the node, and the ``status`` the kubelet reports for it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from egress_sandbox.k8s.store import now_rfc3339
+
+Obj = dict[str, Any]
+
+
+def normalize_image(image: str) -> str:
+    """``nginx`` -> ``docker.io/library/nginx:latest``, as containerd names references."""
+    name, _, digest = image.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}" if "/" in name else f"docker.io/library/{name}"
+    if not digest and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
+
+
+def is_curl_image(image: str) -> bool:
+    """True when the repository path (no registry, no tag) mentions curl."""
+    ref = normalize_image(image).split("@")[0]
+    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+    return "curl" in repo
+
+
+@dataclass
+class ContainerState:
+    name: str
+    image: str
+    state: Obj = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: Obj = field(default_factory=dict)
+    started: bool = False
+    ready: bool = False
+    container_id: str = ""
+    image_id: str = ""
+    log: str = ""
+
+    def status(self) -> Obj:
+        out: Obj = {
+            "name": self.name,
+            "image": self.image,
+            "imageID": self.image_id,
+            "ready": self.ready,
+            "restartCount": 0,
+            "started": self.started,
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+
+@dataclass
+class PodState:
+    uid: str
+    namespace: str
+    name: str
+    pod_ip: str
+    restart_policy: str
+    containers: list[ContainerState]
+    start_time: str = field(default_factory=now_rfc3339)
+    phase: str = "Pending"
+    reason: str = ""
+    message: str = ""
+    deleted: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    transitions: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def container(self, name: str) -> ContainerState | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def compute_phase(self) -> None:
+        """Phase from container states (called with ``lock`` held)."""
+        if self.reason == "DeadlineExceeded":
+            self.phase = "Failed"
+            return
+        states = [c.state for c in self.containers]
+        if all("terminated" in s for s in states):
+            codes = [s["terminated"]["exitCode"] for s in states]
+            self.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+        elif any(c.started for c in self.containers):
+            self.phase = "Running"  # includes CrashLoopBackOff under restartPolicy Always
+        else:
+            self.phase = "Pending"
+
+    def _condition(self, ctype: str, ok: bool, reason: str = "", message: str = "") -> Obj:
+        status = "True" if ok else "False"
+        prev = self.transitions.get(ctype)
+        if prev is None or prev[0] != status:
+            self.transitions[ctype] = (status, now_rfc3339())
+        cond: Obj = {
+            "type": ctype,
+            "status": status,
+            "lastProbeTime": None,
+            "lastTransitionTime": self.transitions[ctype][1],
+        }
+        if reason:
+            cond["reason"] = reason
+        if message:
+            cond["message"] = message
+        return cond
+
+    def status(self, host_ip: str) -> Obj:
+        """The pod status object (called with ``lock`` held)."""
+        ready = self.phase == "Running" and all(c.ready for c in self.containers)
+        if self.phase in ("Succeeded", "Failed"):
+            why, msg = ("PodCompleted" if self.phase == "Succeeded" else "PodFailed"), ""
+        elif ready:
+            why, msg = "", ""
+        else:
+            unready = " ".join(c.name for c in self.containers if not c.ready)
+            why, msg = "ContainersNotReady", f"containers with unready status: [{unready}]"
+        out: Obj = {
+            "phase": self.phase,
+            "conditions": [
+                self._condition("PodReadyToStartContainers", True),
+                self._condition("Initialized", True),
+                self._condition("Ready", ready, why, msg),
+                self._condition("ContainersReady", ready, why, msg),
+                self._condition("PodScheduled", True),
+            ],
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "podIP": self.pod_ip,
+            "podIPs": [{"ip": self.pod_ip}],
+            "startTime": self.start_time,
+            "qosClass": "BestEffort",
+            "containerStatuses": [c.status() for c in self.containers],
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        if self.message:
+            out["message"] = self.message
+        return out

@@ -1,0 +1,1 @@
+"""The emulated MSE Ingress Controller and the MseIngressConfig CRD."""

@@ -1,0 +1,48 @@
+"""Fixtures shared by the integration tests: one sandbox per session, in this process.
+
+The sandbox serves real HTTP on loopback, and the tests drive it with the real SDKs and the
+real ``kubernetes`` client. Its VPC sits on 127.17.0.0/16 so that it never collides with a
+``make demo`` sandbox (127.16.0.0/16) running at the same time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The SDKs send every call through HTTP(S)_PROXY, even to loopback; the credential chain would
+# probe the ECS metadata service. Neither may happen in tests.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_var, None)
+os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from egress_sandbox.sandbox import Sandbox
+    from egress_sandbox.topology import Topology
+
+    home = tmp_path_factory.mktemp("sandbox-home")
+    box = Sandbox(home, Topology.loopback(17)).start()
+    old = os.environ.get("EGRESS_SANDBOX_HOME")
+    os.environ["EGRESS_SANDBOX_HOME"] = str(home)
+    try:
+        yield box
+    finally:
+        box.stop()
+        if old is None:
+            os.environ.pop("EGRESS_SANDBOX_HOME", None)
+        else:
+            os.environ["EGRESS_SANDBOX_HOME"] = old
+
+
+@pytest.fixture
+def params(sandbox: object):  # type: ignore[no-untyped-def]
+    from egress_lib import load_parameters
+
+    return load_parameters(REPO / "parameters" / "sandbox.yaml")

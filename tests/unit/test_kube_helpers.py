@@ -1,0 +1,89 @@
+"""Pure helpers of kube.py, verify.py and show.py."""
+
+from __future__ import annotations
+
+from egress_lib import kube
+from egress_lib.parameters import Destination
+from egress_lib.show import yaml_block
+from egress_lib.steps import verify
+from egress_lib.steps.ingress import ClbAddress
+
+
+def test_diff_ignores_server_added_fields() -> None:
+    desired = {"spec": {"type": "ExternalName", "ports": [{"port": 80}]}}
+    actual = {
+        "spec": {"type": "ExternalName", "ports": [{"port": 80, "x": 1}], "sessionAffinity": "None"}
+    }
+    assert kube.diff(desired, actual) == []
+
+
+def test_diff_reports_paths() -> None:
+    desired = {"spec": {"replicas": 3, "vSwitches": ["a"], "name": "g"}}
+    actual = {"spec": {"replicas": 2, "vSwitches": ["a", "b"]}}
+    assert kube.diff(desired, actual) == [
+        "spec.replicas: 2 -> 3",
+        "spec.vSwitches",
+        "spec.name (missing)",
+    ]
+
+
+def test_merged_keeps_server_fields_and_resource_version() -> None:
+    current = {
+        "metadata": {"name": "a", "resourceVersion": "7", "managedFields": [{}], "uid": "u"},
+        "spec": {"clusterIP": "None", "externalName": "old"},
+    }
+    body = kube._merged(current, {"metadata": {"name": "a"}, "spec": {"externalName": "new"}})
+    assert body["metadata"] == {"name": "a", "resourceVersion": "7", "uid": "u"}
+    assert body["spec"] == {"clusterIP": "None", "externalName": "new"}
+
+
+def test_strip_server_fields() -> None:
+    obj = {
+        "metadata": {
+            "name": "a",
+            "managedFields": [],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+        }
+    }
+    assert kube.strip_server_fields(obj) == {"metadata": {"name": "a"}}
+    assert "managedFields" in obj["metadata"]  # the input is not modified
+
+
+def test_yaml_block_renders() -> None:
+    block = yaml_block([{"kind": "Service", "metadata": {"name": "a", "managedFields": []}}])
+    assert "managedFields" not in str(block)
+    assert block._repr_markdown_().startswith("```yaml\nkind: Service")
+
+
+DEST = Destination(
+    name="aliyun-svc-external", host="www.aliyun.com", port=80, path="/product/aliware/mse"
+)
+
+
+def test_curl_args_follow_the_seed() -> None:
+    args = verify.curl_args(DEST, ClbAddress("mse-ingress", "127.16.2.5"), 60)
+    assert args[-3:] == [
+        "--resolve",
+        "www.aliyun.com:80:127.16.2.5",
+        "http://www.aliyun.com/product/aliware/mse",
+    ]
+    assert args[:5] == ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %{remote_ip}"]
+
+
+def test_curl_args_non_default_port() -> None:
+    args = verify.curl_args(DEST, ClbAddress("mse-ingress", "127.16.2.5", 40123), 5)
+    assert "www.aliyun.com:40123:127.16.2.5" in args
+    assert args[-1] == "http://www.aliyun.com:40123/product/aliware/mse"
+
+
+def test_pod_name_fits_63() -> None:
+    assert verify.pod_name(DEST) == "egress-verify-aliyun-svc-external"
+    long = Destination(name="a" * 60, host="x.example.com", port=80)
+    name = verify.pod_name(long)
+    assert len(name) <= 63 and name.startswith("egress-verify-")
+
+
+def test_parse_output() -> None:
+    assert verify.parse_output("200 0.123 127.16.2.5") == (200, 0.123, "127.16.2.5")
+    assert verify.parse_output("curl: (7) Failed to connect\n000 0.001 ") == (None, 0.001, "")
+    assert verify.parse_output("") == (None, None, "")
