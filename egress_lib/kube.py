@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from egress_lib.errors import KubernetesApiError, WaitTimeout
 from egress_lib.kinds import REQUEST_TIMEOUT, kind_of
 from egress_lib.plan import Change
+from egress_lib.progress import waiting_bar
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -249,7 +250,13 @@ def _list_one(
         )
     data = json.loads(resp.data)
     items = data.get("items") or []
-    return (items[0] if items else None), str(data.get("metadata", {}).get("resourceVersion", ""))
+    item = items[0] if items else None
+    if item is not None:
+        # List items carry no apiVersion/kind (the list does, as "<Kind>List"): put them back
+        # so callers get the same shape as a GET or a watch event.
+        item.setdefault("apiVersion", data.get("apiVersion"))
+        item.setdefault("kind", kind)
+    return item, str(data.get("metadata", {}).get("resourceVersion", ""))
 
 
 def wait_for(
@@ -270,7 +277,6 @@ def wait_for(
     """
     from kubernetes import watch as _watch
     from kubernetes.client.exceptions import ApiException
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]  # no stubs installed
 
     watch: Any = _watch  # the client is only partly annotated
 
@@ -278,7 +284,7 @@ def wait_for(
     deadline = time.monotonic() + timeout
     last, rv = _list_one(session, kind, name, namespace)
     fn, args = kind_of(kind).list_call(session, namespace)
-    with tqdm(desc=f"waiting: {reason}", total=None, disable=None, leave=False) as bar:
+    with waiting_bar(reason) as bar:
         while not predicate(last):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

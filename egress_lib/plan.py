@@ -61,6 +61,10 @@ class Plan:
         parts += [f"warning: {w}" for w in self.warnings]
         return "\n".join(parts)
 
+    def __repr__(self) -> str:
+        # Notebooks show this as text/plain: a table reads better than the dataclass fields.
+        return str(self)
+
     def _repr_html_(self) -> str:
         verdict = "changes" if self.has_changes else "nothing to change"
         out = f"<p><b>Plan for {html.escape(self.step)}</b>: {verdict}</p>"
@@ -95,6 +99,10 @@ class StepResult:
         parts = [head, _text_table(self.changes_applied)] if self.changes_applied else [head]
         parts += [f"warning: {w}" for w in self.warnings]
         return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        # Notebooks show this as text/plain: a table reads better than the dataclass fields.
+        return str(self)
 
     def _repr_html_(self) -> str:
         out = f"<p><b>{html.escape(self.step)}</b>: "

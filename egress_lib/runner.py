@@ -78,7 +78,7 @@ def run(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     overrides: dict[str, Any] | None = None,
 ) -> RunRecord:
-    """Execute ``steps`` against the cluster ``params_file`` describes; stop at the first failure."""
+    """Run ``steps`` against the cluster ``params_file`` describes; stop at the first failure."""
     import papermill as pm
 
     params: Parameters = load_parameters(params_file, overrides)
@@ -104,6 +104,8 @@ def run(
                     kernel_name="python3",
                     progress_bar=False,
                     log_output=False,
+                    # ipykernel warns on stderr that its local TCP ports are unencrypted.
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
             except pm.PapermillExecutionError as e:
                 record.steps.append(

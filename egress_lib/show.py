@@ -22,6 +22,9 @@ class YamlBlock:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        return str(self)
+
     def _repr_markdown_(self) -> str:
         return f"```yaml\n{self.text}```\n"
 

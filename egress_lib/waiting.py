@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from egress_lib.errors import WaitTimeout
+from egress_lib.progress import waiting_bar
 
 T = TypeVar("T")
 
@@ -26,11 +27,10 @@ def poll(
 
     Raises :class:`WaitTimeout` naming ``what``, the deadline and the last result.
     """
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]  # no stubs installed
 
     deadline = time.monotonic() + timeout
     delay = first_delay
-    with tqdm(desc=f"waiting: {reason}", total=None, disable=None, leave=False) as bar:
+    with waiting_bar(reason) as bar:
         while True:
             value = fetch()
             if done(value):

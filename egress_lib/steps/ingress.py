@@ -17,7 +17,7 @@ from egress_lib.steps._common import apply_objects, plan_objects, require_approv
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
-STEP = "05-ingress"
+STEP = "05-ingress-routes"
 
 
 @dataclass(frozen=True)

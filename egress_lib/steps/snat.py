@@ -23,7 +23,7 @@ from egress_lib.waiting import poll
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
-STEP = "03-snat"
+STEP = "03-configure-snat"
 SNAT_COLUMNS = ["SnatEntryId", "Name", "SourceVSwitchId", "SourceCIDR", "SnatIp", "Status"]
 # Codes meaning "the table is busy with another change": wait and try again.
 BUSY_CODES = ("IncorretSnatEntryStatus", "IncorrectStatus.NATGW", "OperationConflict")

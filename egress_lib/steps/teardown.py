@@ -18,7 +18,7 @@ from egress_lib.steps.verify import pod_name
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
-STEP = "99-teardown"
+STEP = "07-teardown"
 
 
 def _targets(session: Session) -> list[tuple[str, str, str | None]]:

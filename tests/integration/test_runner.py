@@ -1,0 +1,117 @@
+"""``egress-runbook run``: the whole runbook headless, twice, against a sandbox of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from egress_lib.cli import main as runbook_main
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = REPO / "parameters" / "sandbox.yaml"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from egress_sandbox.sandbox import Sandbox
+    from egress_sandbox.topology import Topology
+
+    home = tmp_path_factory.mktemp("runner-home")
+    old = os.environ.get("EGRESS_SANDBOX_HOME")
+    with Sandbox(home, Topology.loopback(20)) as sandbox:
+        os.environ["EGRESS_SANDBOX_HOME"] = str(home)  # the kernels papermill starts inherit it
+        try:
+            yield sandbox
+        finally:
+            if old is None:
+                os.environ.pop("EGRESS_SANDBOX_HOME", None)
+            else:
+                os.environ["EGRESS_SANDBOX_HOME"] = old
+
+
+def _secrets(box: Any) -> list[str]:
+    topo = box.topology
+    return [
+        topo.access_key_secret,
+        topo.readonly_access_key_secret,
+        box.tokens.admin,
+        box.tokens.readonly,
+    ]
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_run_twice_succeeds_and_the_second_run_changes_nothing(
+    box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert runbook_main(["run", str(PARAMS), "--out", str(tmp_path)]) == 0
+    first = capsys.readouterr().out
+    assert "all 7 steps passed" in first
+    assert "aliyun-svc-external" in first and " 200 " in first
+
+    since = box.audit.records()[-1].time
+    assert runbook_main(["run", str(PARAMS), "--out", str(tmp_path)]) == 0
+    assert "all 7 steps passed" in capsys.readouterr().out
+
+    # The second run's only writes are the verify pod (created, then deleted) and access
+    # reviews, which store nothing.
+    writes = [
+        (r.api, r.action, r.path)
+        for r in box.audit.records(since=since, mutating=True)
+        if "/pods" not in r.path and "selfsubjectaccessreviews" not in r.path
+    ]
+    assert writes == []
+
+    # No resource exists twice.
+    assert len(box.cloud.snat_entries) == 1
+    assert len([g for g in box.cloud.gateways.values() if g.config_name == "egress-gateway"]) == 1
+    mics, _ = box.store.list(
+        box.store.types.get("mse.alibabacloud.com", "v1alpha1", "mseingressconfigs")
+    )
+    assert [m["metadata"]["name"] for m in mics] == ["egress-gateway"]
+
+    runs = sorted((tmp_path / "sandbox").iterdir())
+    assert len(runs) == 2
+    record = json.loads((runs[-1] / "run.json").read_text())
+    assert record["status"] == "ok"
+    assert [s["step"] for s in record["steps"]][-1] == "06-verify"
+    assert json.loads((runs[-1] / "verify.json").read_text())[0]["http_status"] == 200
+
+    text = _all_text(tmp_path)
+    for secret in _secrets(box):
+        assert secret not in text, "a secret reached a run record"
+
+
+def test_a_failing_step_is_named_and_the_run_exits_non_zero(
+    box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    # 203.0.113.7 (TEST-NET-3) is no EIP of the NAT gateway: preflight refuses it, before
+    # step 01 changes anything.
+    bad.write_text(PARAMS.read_text().replace("snat_ip: null", "snat_ip: 203.0.113.7"))
+    assert runbook_main(["run", str(bad), "--out", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "step 00-preflight failed" in err
+    assert "snat.snat_ip" in err and "203.0.113.7" in err
+    record = json.loads(next((tmp_path / "runs").rglob("run.json")).read_text())
+    assert [s["status"] for s in record["steps"]] == ["failed"]
+
+
+def test_bad_parameters_are_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PARAMS.read_text().replace("replicas: 3", "replicas: 31"))
+    assert runbook_main(["run", str(bad), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "gateway.replicas" in err and "31" in err
+    assert not (tmp_path / "runs").exists()
