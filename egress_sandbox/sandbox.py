@@ -3,6 +3,8 @@
 ``Sandbox(home).start()`` runs everything on daemon threads in this process; the CLI runs it in
 a background process of its own. The home folder receives what clients need to connect:
 ``sandbox.json`` (endpoints and the sandbox's AccessKey, mode 0600) and ``kubeconfig``.
+``stop()`` saves the world to ``state.json`` and the next ``start()`` with the same home loads
+it (see ``persistence.py``); ``persist=False`` opts out (a throw-away sandbox).
 """
 
 from __future__ import annotations
@@ -11,20 +13,27 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from typing_extensions import Self
 
+from egress_sandbox import persistence
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.aliyun.server import OpenApiServer
+from egress_sandbox.control.actions import SandboxControls
+from egress_sandbox.control.server import ControlApp, ControlServer
 from egress_sandbox.core.audit import AuditLog
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.pki import SandboxPki
 from egress_sandbox.core.scheduler import Scheduler
+from egress_sandbox.core.stuck import StuckRegistry
 from egress_sandbox.dataplane import DataPlane
+from egress_sandbox.k8s import persist as k8s_persist
 from egress_sandbox.k8s.auth import User
 from egress_sandbox.k8s.bootstrap import bootstrap_cluster
 from egress_sandbox.k8s.server import KubeApiServer
@@ -64,32 +73,53 @@ class Sandbox:
         *,
         k8s_port: int = 0,
         aliyun_port: int = 0,
+        control_port: int = 0,
         clb_port: int = 80,
+        persist: bool = True,
+        topology_path: Path | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.topology = topology or Topology()
-        self._k8s_port = k8s_port
-        self._aliyun_port = aliyun_port
+        self.topology_path = topology_path  # recorded in sandbox.json, for `reset` to reuse
+        self._ports = {"k8s": k8s_port, "aliyun": aliyun_port, "control": control_port}
         self._clb_port = clb_port
+        self._persist = persist
         self._started = False
+        self.restored = False  # whether start() loaded a saved world
         self.cloud_lock = threading.RLock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
         self.home.mkdir(parents=True, exist_ok=True)
         topo = self.topology
+        saved = persistence.load(self.home) if self._persist else None
+        self.restored = saved is not None
         self.ids = IdFactory(topo.seed)
-        self.cloud: CloudState = build_cloud(topo, self.ids)
-        self.pki = SandboxPki(self.home)
         self.audit = AuditLog(self.home / "audit.jsonl")
-        self.audit.clear()
         self.scheduler = Scheduler()
+        self.stuck = StuckRegistry()
         self.store = Store(self.ids)
-        bootstrap_cluster(self.store)
-        self.tokens = Tokens(
-            self.ids.hex(40, stream="token-admin"), self.ids.hex(40, stream="token-ro")
-        )
+        if saved is not None:
+            # The saved world wins over the topology file, which only seeds a fresh world.
+            self.ids.restore(saved.ids)
+            self.cloud: CloudState = CloudState.from_dict(saved.cloud)
+            self.pki = SandboxPki(self.home, SandboxPki.ca_from_pems(saved.ca))
+            k8s_persist.restore(self.store, saved.k8s)
+            self.tokens = Tokens(saved.tokens["admin"], saved.tokens["readonly"])
+            self.audit.load()
+            for name, port in saved.ports.items():
+                if self._ports.get(name) == 0 and _port_free(port):
+                    self._ports[name] = port
+        else:
+            self.cloud = build_cloud(topo, self.ids)
+            self.pki = SandboxPki(self.home)
+            self.audit.clear()
+        bootstrap_cluster(self.store)  # creates only what is missing
+        if saved is None:
+            self.tokens = Tokens(
+                self.ids.hex(40, stream="token-admin"), self.ids.hex(40, stream="token-ro")
+            )
 
         self.dataplane = DataPlane(
             self.store,
@@ -109,6 +139,7 @@ class Sandbox:
             transitions=topo.transitions,
             dataplane=self.dataplane,
             kubeconfig=self.kubeconfig_text,
+            stuck=self.stuck,
         )
         node_ip = str(next(iter(ipaddress.ip_network(self._node_cidr()).hosts())) + 9)
         self.kubelet = Kubelet(
@@ -121,7 +152,7 @@ class Sandbox:
         )
         self.k8s = KubeApiServer(
             self.store,
-            port=self._k8s_port,
+            port=self._ports["k8s"],
             ssl_context=self.pki.server_context("127.0.0.1", "localhost"),
             users={
                 self.tokens.admin: User("sandbox-admin", ("system:masters",), read_only=False),
@@ -140,31 +171,69 @@ class Sandbox:
             transitions=topo.transitions,
             hooks=self.mse,
             audit=self.audit,
-            port=self._aliyun_port,
+            port=self._ports["aliyun"],
+            stuck=self.stuck,
+        )
+        self.controls = SandboxControls(self)
+        self.control = ControlServer(
+            ControlApp(
+                self.controls,
+                admin_token=self.tokens.admin,
+                readonly_token=self.tokens.readonly,
+                audit=self.audit,
+                ids=self.ids,
+            ),
+            port=self._ports["control"],
         )
         self.dataplane.start()
-        self.mse.start()
+        self.mse.start()  # its first resync reopens saved CLBs and resumes saved phases
+        if saved is not None:
+            self.aliyun.resume()
         self.kubelet.start()
         self.k8s.start()
         self.aliyun.start()
+        self.control.start()
         self._started = True
         self._write_home()
-        log.info("sandbox up: k8s %s, aliyun %s", self.k8s.url, self.aliyun.endpoint)
+        log.info(
+            "sandbox up%s: k8s %s, aliyun %s, control %s",
+            " (saved state loaded)" if saved is not None else "",
+            self.k8s.url,
+            self.aliyun.endpoint,
+            self.control.url,
+        )
         return self
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
-        for part in (self.aliyun, self.k8s, self.kubelet, self.mse, self.dataplane):
+        ports = {"k8s": self.k8s.port, "aliyun": self.aliyun.port, "control": self.control.port}
+        parts = (self.control, self.aliyun, self.k8s, self.kubelet, self.mse, self.dataplane)
+        for part in parts:
             try:
                 part.stop()
             except Exception:  # stopping must go on: a half-stopped sandbox holds ports
                 log.exception("stopping %s failed", type(part).__name__)
         self.scheduler.stop()
+        if self._persist:
+            self._save(ports)  # nothing writes any more: every server and thread has stopped
         (self.home / SANDBOX_FILE).unlink(missing_ok=True)
 
-    def __enter__(self) -> Sandbox:
+    def _save(self, ports: dict[str, int]) -> None:
+        with self.cloud_lock, self.store.lock:
+            state = persistence.SavedState(
+                ids=self.ids.state(),
+                tokens={"admin": self.tokens.admin, "readonly": self.tokens.readonly},
+                ca=self.pki.ca_pems(),
+                ports=ports,
+                k8s=k8s_persist.snapshot(self.store),
+                cloud=self.cloud.to_dict(),
+            )
+        path = persistence.save(self.home, state)
+        log.info("sandbox state saved to %s", path)
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -225,6 +294,8 @@ class Sandbox:
             "k8s_url": self.k8s.url,
             "kubeconfig": str(self.kubeconfig_path),
             "aliyun_endpoint": self.aliyun.endpoint,
+            "control_url": self.control.url,
+            "topology": str(self.topology_path) if self.topology_path else None,
             "region_id": topo.region_id,
             "cluster_id": self.cluster_id,
             "access_key_id": topo.access_key_id,
@@ -239,6 +310,18 @@ class Sandbox:
     def _write_home(self) -> None:
         _write_private(self.kubeconfig_path, self.kubeconfig_text())
         _write_private(self.home / SANDBOX_FILE, json.dumps(self.info(), indent=2) + "\n")
+
+
+def _port_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound now (a saved port is reused only when it is)."""
+    if port <= 0:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _write_private(path: Path, text: str) -> None:

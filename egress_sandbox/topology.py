@@ -41,6 +41,7 @@ class Transition(_Strict):
 
 class Transitions(_Strict):
     snat_entry: Transition = Transition(seconds=0.3)
+    # Creating -> Available, for NAT gateways listed with ``status: Creating``.
     nat_gateway: Transition = Transition(seconds=0.3)
     addon_install: Transition = Transition(seconds=0.5)
     # Each of Pending->Running and Running->Listening takes this long.
@@ -61,6 +62,9 @@ class NatSpec(_Strict):
     eips: int = 1
     # Pre-existing SNAT entries: each names a vSwitch (by name) or a CIDR.
     snat_entries: list[dict[str, str]] = Field(default_factory=list)
+    # "Creating": the gateway is still being created when the sandbox starts and becomes
+    # Available after ``transitions.nat_gateway``.
+    status: Literal["Creating", "Available"] = "Available"
 
 
 class Topology(_Strict):
@@ -137,24 +141,25 @@ def build_cloud(topo: Topology, ids: IdFactory) -> CloudState:
         ip = f"47.96.{eip_n // 250}.{10 + eip_n % 250}"
         return Eip(ids.resource_id("eip"), ip, topo.region_id, name=f"eip-{eip_n}")
 
-    for spec in topo.nat_gateways:
+    for nat_spec in topo.nat_gateways:
         nat = NatGateway(
-            nat_gateway_id=spec.id or ids.resource_id("ngw"),
-            name=spec.name,
+            nat_gateway_id=nat_spec.id or ids.resource_id("ngw"),
+            name=nat_spec.name,
             vpc_id=vpc.vpc_id,
             region_id=topo.region_id,
-            vswitch_id=by_name[spec.vswitch].vswitch_id,
+            vswitch_id=by_name[nat_spec.vswitch].vswitch_id,
             snat_table_id=ids.resource_id("stb"),
             forward_table_id=ids.resource_id("ftb"),
+            status=nat_spec.status,
         )
         cloud.nat_gateways[nat.nat_gateway_id] = nat
         bound = []
-        for _ in range(spec.eips):
+        for _ in range(nat_spec.eips):
             eip = new_eip()
             eip.status, eip.instance_id, eip.instance_type = "InUse", nat.nat_gateway_id, "Nat"
             cloud.eips[eip.allocation_id] = eip
             bound.append(eip)
-        for raw in spec.snat_entries:
+        for raw in nat_spec.snat_entries:
             entry = SnatEntry(
                 snat_entry_id=ids.resource_id("snat"),
                 snat_table_id=nat.snat_table_id,

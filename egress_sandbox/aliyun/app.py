@@ -108,7 +108,7 @@ class OpenApiApp:
             if resolution.error is not None:
                 raise resolution.error
             backend = True
-            fault = self._faults.take(route.action)
+            fault = self._faults.take(route.action, route.api)
             if fault is not None:
                 if fault.latency_ms:
                     time.sleep(fault.latency_ms / 1000)

@@ -23,6 +23,7 @@ class Fault:
     message: str = ""
     retry_after_ms: int | None = None
     latency_ms: int = 0
+    api: str = "*"  # vpc | slb | cs | * (RPC action names are not unique across products)
 
 
 class FaultRegistry:
@@ -41,12 +42,15 @@ class FaultRegistry:
         message: str = "",
         retry_after_ms: int | None = None,
         latency_ms: int = 0,
+        api: str = "*",
     ) -> Fault:
         if count < 1:
             raise ValueError("count must be at least 1")
         if code and not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (400..599)")
-        fault = Fault(action, code, status, count, message, retry_after_ms, latency_ms)
+        if not code and not latency_ms:
+            raise ValueError("a fault needs an error code, a latency, or both")
+        fault = Fault(action, code, status, count, message, retry_after_ms, latency_ms, api)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -59,11 +63,11 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def take(self, action: str) -> Fault | None:
-        """The first fault matching ``action``, with one use consumed (removed when used up)."""
+    def take(self, action: str, api: str = "*") -> Fault | None:
+        """The first fault matching ``action`` (of ``api``), with one use consumed."""
         with self._lock:
             for fault in self._faults:
-                if fault.action in (action, "*"):
+                if fault.action in (action, "*") and fault.api in (api, "*"):
                     fault.count -= 1
                     if fault.count <= 0:
                         self._faults.remove(fault)

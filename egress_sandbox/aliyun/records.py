@@ -268,8 +268,8 @@ class CloudState:
                 continue
             covers = entry.source_vswitch_id == vswitch_id
             if not covers and entry.source_cidr and vsw is not None:
-                covers = ipaddress.ip_network(vsw.cidr_block).subnet_of(
-                    ipaddress.ip_network(entry.source_cidr)
+                covers = ipaddress.IPv4Network(vsw.cidr_block).subnet_of(
+                    ipaddress.IPv4Network(entry.source_cidr)
                 )
             if not covers:
                 continue

@@ -7,7 +7,9 @@ lines are never logged, because legacy v2 calls carry a SecurityToken in the que
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -15,19 +17,20 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from egress_sandbox.aliyun.app import OpenApiApp
 from egress_sandbox.aliyun.common.auth import Authenticator
 from egress_sandbox.aliyun.common.dispatch import RpcRegistry
-from egress_sandbox.aliyun.cs.models import CsModel
+from egress_sandbox.aliyun.cs.models import AddonRequest, CsModel
 from egress_sandbox.aliyun.cs.responses import CsResponses
 from egress_sandbox.aliyun.faults import FaultRegistry
 from egress_sandbox.aliyun.hooks import CloudHooks
 from egress_sandbox.aliyun.lifecycle import Lifecycle
-from egress_sandbox.aliyun.records import CloudState
+from egress_sandbox.aliyun.records import Addon, CloudState
 from egress_sandbox.aliyun.slb import responses as slb_responses
 from egress_sandbox.aliyun.vpc import responses as vpc_responses
 from egress_sandbox.aliyun.vpc.models import VpcModel
 from egress_sandbox.core.audit import AuditLog
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.scheduler import Scheduler
-from egress_sandbox.topology import Transitions
+from egress_sandbox.core.stuck import StuckRegistry, kind_of_id
+from egress_sandbox.topology import Transition, Transitions
 
 VPC_VERSION = "2016-04-28"
 SLB_VERSION = "2014-05-15"
@@ -44,6 +47,20 @@ class _QuietHandler(WSGIRequestHandler):
             super().log(type, message, *args)
 
 
+class _HeldLifecycle(Lifecycle):
+    """A Lifecycle whose steps park themselves while ``fault stuck`` holds their resource."""
+
+    def __init__(self, scheduler: Scheduler, stuck: StuckRegistry) -> None:
+        super().__init__(scheduler)
+        self._stuck = stuck
+
+    def schedule(
+        self, transition: Transition, resource_id: str, step: Callable[[], None], reason: str
+    ) -> None:
+        gated = self._stuck.gate(kind_of_id(resource_id), resource_id, step)
+        super().schedule(transition, resource_id, gated, reason)
+
+
 class OpenApiServer:
     def __init__(
         self,
@@ -57,11 +74,14 @@ class OpenApiServer:
         audit: AuditLog | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        stuck: StuckRegistry | None = None,
     ) -> None:
         self.cloud = cloud
         self.lock = lock
+        self.transitions = transitions
         self.faults = FaultRegistry()
-        self.lifecycle = Lifecycle(scheduler)
+        self.stuck = stuck or StuckRegistry()
+        self.lifecycle: Lifecycle = _HeldLifecycle(scheduler, self.stuck)
         self.vpc = VpcModel(
             cloud, lock=lock, ids=ids, lifecycle=self.lifecycle, transitions=transitions
         )
@@ -137,3 +157,51 @@ class OpenApiServer:
     def advance(self, resource_id: str) -> bool:
         """Manual transitions: run the next step of a SNAT entry or a CS task."""
         return self.lifecycle.advance(resource_id)
+
+    def resume(self) -> None:
+        """After loading a saved world, pick up the transitions that were under way at ``down``.
+
+        The scheduler's queue is not saved, so without this a SNAT entry saved as Pending (or a
+        task saved as running) would never move again. Each step is scheduled anew under the
+        current transition mode, so a manual mode still waits for ``advance``.
+        """
+        with self.lock:
+            snat = [(e.snat_entry_id, e.status) for e in self.cloud.snat_entries.values()]
+            tasks = [t for t in self.cloud.tasks.values() if t.state == "running"]
+            work: list[tuple[str, str, list[Addon]]] = []
+            for task in tasks:
+                cluster = self.cloud.clusters.get(task.cluster_id)
+                addons = list(cluster.addons.values()) if cluster else []
+                wanted = "initial" if task.task_type == "cluster_addon_install" else "deleting"
+                work.append(
+                    (task.task_id, task.cluster_id, [a for a in addons if a.state == wanted])
+                )
+        for entry_id, status in snat:
+            if status in ("Pending", "Deleting"):
+                self.lifecycle.schedule(
+                    self.transitions.snat_entry,
+                    entry_id,
+                    functools.partial(self._settle_snat, entry_id, status),
+                    f"snat {entry_id} resumed from {status}",
+                )
+        for task_id, cluster_id, addons in work:
+            step: Callable[[], None]
+            if addons and addons[0].state == "initial":
+                reqs = [AddonRequest(a.name, a.version, a.config) for a in addons]
+                step = functools.partial(self.cs._finish_install, task_id, cluster_id, reqs)
+            else:
+                names = [a.name for a in addons]
+                step = functools.partial(self.cs._finish_uninstall, task_id, cluster_id, names)
+            self.lifecycle.schedule(
+                self.transitions.addon_install, task_id, step, f"task {task_id} resumed"
+            )
+
+    def _settle_snat(self, entry_id: str, status: str) -> None:
+        with self.lock:
+            entry = self.cloud.snat_entries.get(entry_id)
+            if entry is None or entry.status != status:
+                return
+            if status == "Pending":
+                entry.status = "Available"
+            else:
+                del self.cloud.snat_entries[entry_id]

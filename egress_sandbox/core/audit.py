@@ -71,6 +71,19 @@ class AuditLog:
             out = [r for r in out if r.mutating == mutating]
         return out
 
+    def load(self) -> None:
+        """Read back the records of earlier runs from the file (after a restart)."""
+        if self._path is None or not self._path.exists():
+            return
+        loaded = []
+        for line in self._path.read_text().splitlines():
+            try:
+                loaded.append(AuditRecord(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line torn by a crash mid-write: skip it, keep the rest
+        with self._lock:
+            self._records[:0] = loaded
+
     def clear(self) -> None:
         with self._lock:
             self._records.clear()

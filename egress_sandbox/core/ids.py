@@ -12,6 +12,7 @@ import random
 import string
 import threading
 import uuid
+from typing import Any
 
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -32,6 +33,28 @@ class IdFactory:
         with self._lock:
             self._seed = seed
             self._streams.clear()
+
+    def state(self) -> dict[str, Any]:
+        """Every stream's position, JSON-ready: a restarted sandbox continues where it was.
+
+        Restoring positions (not just the seed) keeps IDs unique across ``down``/``up``: a fresh
+        factory with the same seed would hand out the very IDs already in the saved world.
+        """
+        with self._lock:
+            streams = {}
+            for name, rng in self._streams.items():
+                version, internal, gauss = rng.getstate()
+                streams[name] = [version, list(internal), gauss]
+            return {"seed": self._seed, "streams": streams}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._seed = int(state["seed"])
+            self._streams.clear()
+            for name, (version, internal, gauss) in state.get("streams", {}).items():
+                rng = random.Random()
+                rng.setstate((version, tuple(internal), gauss))
+                self._streams[name] = rng
 
     def _rng(self, stream: str) -> random.Random:
         rng = self._streams.get(stream)

@@ -11,11 +11,23 @@ import trustme
 class SandboxPki:
     """One CA per sandbox home. Server certs are issued for loopback names and addresses."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, ca: trustme.CA | None = None) -> None:
         self.home = home
-        self.ca = trustme.CA(organization_name="mse-egress-sandbox")
+        # A restarted sandbox passes its saved CA, so ca.pem (and clients that trust it) stay valid.
+        self.ca = ca or trustme.CA(organization_name="mse-egress-sandbox")
         self.ca_path = home / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_path))
+
+    def ca_pems(self) -> dict[str, str]:
+        """The CA's certificate and private key, for state.json (a 0600 file)."""
+        return {
+            "cert": self.ca.cert_pem.bytes().decode(),
+            "key": self.ca.private_key_pem.bytes().decode(),
+        }
+
+    @classmethod
+    def ca_from_pems(cls, pems: dict[str, str]) -> trustme.CA:
+        return trustme.CA.from_pem(pems["cert"].encode(), pems["key"].encode())
 
     def server_context(self, *names: str) -> ssl.SSLContext:
         """A TLS server context whose cert covers ``names`` (host names or IP addresses)."""

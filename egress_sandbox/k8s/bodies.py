@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from werkzeug.wrappers import Request
 
+from egress_sandbox.k8s import protobuf
 from egress_sandbox.k8s.errors import (
     ApiError,
     BadRequest,
@@ -42,8 +43,11 @@ def media_type(request: Request) -> str:
 
 
 def decode_object(request: Request, data: bytes) -> dict[str, Any]:
-    """A create/update body: JSON, or YAML (kubectl never sends it, curl users may)."""
+    """A create/update body: JSON, YAML (curl users may send it), or protobuf (kubectl's typed
+    clients send it for built-in kinds)."""
     mt = media_type(request)
+    if mt == protobuf.MEDIA_TYPE:
+        return protobuf.decode_object(data)
     try:
         if mt == "application/json":
             obj = json.loads(data)
@@ -109,7 +113,8 @@ def field_manager(request: Request, default: str) -> str:
     manager = request.args.get("fieldManager", "")
     if len(manager) > 128:
         raise ApiError(
-            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be more than 128 bytes',
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+            "Too long: may not be more than 128 bytes",
             code=422,
             reason="Invalid",
         )

@@ -81,7 +81,7 @@ class Conflict(ApiError):
 
 
 class Invalid(ApiError):
-    """422 with field causes, e.g. ``[{"reason": "FieldValueRequired", "field": "spec.x", ...}]``."""
+    """422 with field causes, e.g. ``[{"reason": "FieldValueRequired", "field": "spec.x"}]``."""
 
     code, reason = 422, "Invalid"
 

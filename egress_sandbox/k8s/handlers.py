@@ -58,18 +58,21 @@ def _check_identity(t: Target, obj: Obj, for_update: bool) -> None:
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
         raise BadRequest(
-            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+            "metadata must be an object"
         )
     if rt.namespaced:
         ns = meta.get("namespace")
         if ns and ns != t.namespace:
             raise BadRequest(
-                "the namespace of the provided object does not match the namespace sent on the request"
+                "the namespace of the provided object does not match "
+                "the namespace sent on the request"
             )
         meta["namespace"] = t.namespace
     if for_update and meta.get("name") != t.name:
         raise BadRequest(
-            f"the name of the object ({meta.get('name', '')}) does not match the name on the URL ({t.name})"
+            f"the name of the object ({meta.get('name', '')}) "
+            f"does not match the name on the URL ({t.name})"
         )
 
 
@@ -111,7 +114,8 @@ def list_(store: Store, t: Target, request: Request) -> Result:
             start, rv = int(state["start"]), str(state["rv"])
         except (ValueError, KeyError, TypeError) as exc:
             raise BadRequest(
-                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+                "continue key is not valid: "
+                "incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
             ) from exc
     limit = int(request.args.get("limit") or 0)
     page = items[start : start + limit] if limit > 0 else items[start:]
@@ -187,13 +191,15 @@ def patch_(store: Store, t: Target, request: Request) -> Result:
     if mt == "application/strategic-merge-patch+json" and t.rt.schema is not None:
         raise UnsupportedMediaType(
             "the body of the request was in an unknown format - accepted media types include: "
-            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            "application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml"
         )
     is_apply = mt == "application/apply-patch+yaml"
     force = request.args.get("force", "") in ("true", "1")
     if "force" in request.args and not is_apply:
         raise ApiError(
-            'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch',
+            'PatchOptions.meta.k8s.io "" is invalid: '
+            "force: Forbidden: may not be specified for non-apply patch",
             code=422,
             reason="Invalid",
             details={
@@ -211,7 +217,8 @@ def patch_(store: Store, t: Target, request: Request) -> Result:
     manager = request.args.get("fieldManager", "")
     if is_apply and not manager:
         raise ApiError(
-            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+            'PatchOptions.meta.k8s.io "" is invalid: '
+            "fieldManager: Required value: is required for apply patch",
             code=422,
             reason="Invalid",
             details={
@@ -300,7 +307,8 @@ def _delete_options(request: Request) -> Obj:
     )
     if policy not in ("Background", "Foreground", "Orphan"):
         raise ApiError(
-            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": '
+            'DeleteOptions.meta.k8s.io "" is invalid: '
+            f'propagationPolicy: Unsupported value: "{policy}": '
             'supported values: "Foreground", "Background", "Orphan", "nil"',
             code=422,
             reason="Invalid",
@@ -318,8 +326,6 @@ def delete(store: Store, t: Target, request: Request) -> Result:
     dry = bool(opts.get("dryRun"))
     pre = opts.get("preconditions") or {}
     with store.lock:
-        if opts["propagationPolicy"] == "Orphan" and not dry:
-            _orphan_dependents(store, store.get(t.rt, t.namespace, t.name))
         last = store.delete(
             t.rt,
             t.namespace,
@@ -349,18 +355,6 @@ def _success(rt: ResourceType, obj: Obj) -> Obj:
         "status": "Success",
         "details": details,
     }
-
-
-def _orphan_dependents(store: Store, owner: Obj) -> None:
-    uid = owner["metadata"]["uid"]
-    for rt in store.types.all():
-        for o in store.list(rt)[0]:
-            refs = o["metadata"].get("ownerReferences") or []
-            if any(r.get("uid") == uid for r in refs):
-                o["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                if not o["metadata"]["ownerReferences"]:
-                    del o["metadata"]["ownerReferences"]
-                store.update(rt, o)
 
 
 def delete_collection(store: Store, t: Target, request: Request) -> Result:

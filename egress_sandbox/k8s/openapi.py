@@ -71,11 +71,15 @@ def _crd_component(rt: ResourceType) -> Schema:
     props = dict(schema.get("properties") or {})
     props["apiVersion"] = {
         "type": "string",
-        "description": "APIVersion defines the versioned schema of this representation of an object.",
+        "description": (
+            "APIVersion defines the versioned schema of this representation of an object."
+        ),
     }
     props["kind"] = {
         "type": "string",
-        "description": "Kind is a string value representing the REST resource this object represents.",
+        "description": (
+            "Kind is a string value representing the REST resource this object represents."
+        ),
     }
     props["metadata"] = {
         "allOf": [{"$ref": _OUT_PREFIX + _OBJECT_META}],
@@ -117,11 +121,13 @@ def _paths(rt: ResourceType, schema_name: str) -> dict[str, Any]:
         _param("dryRun", "When present, indicates that modifications should not be persisted."),
         _param(
             "fieldManager",
-            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "fieldManager is a name associated with the actor or entity "
+            "that is making these changes.",
         ),
         _param(
             "fieldValidation",
-            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields.",
+            "fieldValidation instructs the server on how to handle objects "
+            "in the request containing unknown or duplicate fields.",
         ),
     ]
 

@@ -18,9 +18,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from egress_sandbox.core.audit import AuditLog
-from egress_sandbox.k8s import bodies, discovery, handlers, protobuf, watch
+from egress_sandbox.k8s import bodies, discovery, handlers, podlog, watch
 from egress_sandbox.k8s.auth import User, allowed, authenticate, authorize
-from egress_sandbox.k8s.errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from egress_sandbox.k8s.errors import ApiError, MethodNotAllowed, NotFound
+from egress_sandbox.k8s.faults import KubeFaultRegistry
 from egress_sandbox.k8s.handlers import Target
 from egress_sandbox.k8s.openapi import OpenApiDocs
 from egress_sandbox.k8s.store import Obj, Store
@@ -39,6 +40,8 @@ class Ctx:
 
     user: User | None = None
     verb: str = ""
+    # Reviews are created, yet change nothing: the audit log must not count them as writes.
+    read_only: bool = False
 
 
 def _not_found_path() -> ApiError:
@@ -67,6 +70,7 @@ class ApiApp:
         self.server_address = server_address
         self.openapi = OpenApiDocs()
         self.stopping = threading.Event()
+        self.faults = KubeFaultRegistry()  # `egress-sandbox fault add --api k8s`
         self.bookmark_interval = 1.0
         self._openapi_bytes: dict[tuple[str, str], bytes] = {}
         self.url_map = Map(
@@ -99,7 +103,7 @@ class ApiApp:
         try:
             response = self._handle(request, ctx)
         except ApiError as exc:
-            response = _json(exc.code, exc.status())
+            response = _json(exc.code, exc.status(), getattr(exc, "headers", None))
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             err = ApiError(
@@ -126,7 +130,7 @@ class ApiApp:
             principal=ctx.user.name if ctx.user else "system:anonymous",
             action=ctx.verb or request.method.lower(),
             path=request.full_path.rstrip("?"),
-            mutating=ctx.verb in _MUTATING,
+            mutating=ctx.verb in _MUTATING and not ctx.read_only,
             status=response.status_code,
             request_id=audit_id,
             error_code=reason,
@@ -255,9 +259,11 @@ class ApiApp:
         assert ctx.user is not None
         if t.rt.kind != "SelfSubjectAccessReview":  # every user may ask what it may do
             authorize(ctx.user, verb, t.rt.plural, t.rt.group, t.namespace, t.name, t.subresource)
+        self.faults.check(verb, t.rt.plural)  # injected faults hit authorized requests only
         if t.rt.namespaced and t.namespace and verb == "create":
             self._namespace_exists(t.namespace)
         if t.rt.kind == "SelfSubjectAccessReview":
+            ctx.read_only = True
             return self._access_review(request, ctx.user)
         if t.subresource == "log":
             return self._pod_log(request, t)
@@ -345,25 +351,23 @@ class ApiApp:
 
     def _pod_log(self, request: Request, t: Target) -> Response:
         assert t.name is not None and t.namespace is not None
-        pod = self.store.get(t.rt, t.namespace, t.name)
-        containers = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
-        container = request.args.get("container")
-        if container is None and len(containers) > 1:
-            raise BadRequest(
-                f"a container name must be specified for pod {t.name}, choose one of: "
-                f"[{' '.join(str(c) for c in containers)}]"
-            )
-        if container is not None and container not in containers:
-            raise BadRequest(f"container {container} is not valid for pod {t.name}")
-        text = self.pod_logs(t.namespace, t.name, container) if self.pod_logs else ""
-        return Response(text, mimetype="text/plain")
+        ns, name = t.namespace, t.name
+        pod = self.store.get(t.rt, ns, name)
+        opts = podlog.parse(request, pod)
+
+        def source() -> str:
+            return self.pod_logs(ns, name, opts.container) if self.pod_logs else ""
+
+        if not opts.follow:
+            return Response(podlog.render(source(), pod, opts), mimetype="text/plain")
+        source()  # a container that has not started is refused before streaming begins
+        chunks = podlog.follow(
+            source, lambda: self.store.try_get(t.rt, ns, name), pod, opts, self.stopping
+        )
+        return Response(chunks, mimetype="text/plain", direct_passthrough=True)
 
     def _access_review(self, request: Request, user: User) -> Response:
-        data = bodies.raw_body(request)
-        if bodies.media_type(request) == "application/vnd.kubernetes.protobuf":
-            body = protobuf.decode_access_review(data)
-        else:
-            body = bodies.decode_object(request, data)
+        body = bodies.decode_object(request, bodies.raw_body(request))
         spec = body.get("spec") or {}
         attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
         verb = str(attrs.get("verb", ""))
@@ -371,9 +375,8 @@ class ApiApp:
         status: Obj = {"allowed": ok}
         if ok:
             status["reason"] = (
-                'RBAC: allowed by ClusterRoleBinding "sandbox" of ClusterRole "cluster-admin" to User "'
-                + user.name
-                + '"'
+                'RBAC: allowed by ClusterRoleBinding "sandbox" of ClusterRole "cluster-admin" '
+                f'to User "{user.name}"'
             )
         body.setdefault("metadata", {})["creationTimestamp"] = None
         body["apiVersion"], body["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"

@@ -106,7 +106,7 @@ def items(node: Schema | None) -> Schema | None:
 
 
 def is_open(node: Schema | None) -> bool:
-    """True when a schema accepts any fields (free-form maps, preserve-unknown-fields, no schema)."""
+    """True when a schema accepts any fields (free-form map, preserve-unknown-fields, none)."""
     if node is None:
         return True
     n = resolve(node)

@@ -146,7 +146,10 @@ def parse_field_selector(expr: str | None, kind: str) -> Callable[[Obj], bool]:
                     "causes": [
                         {
                             "reason": "FieldValueInvalid",
-                            "message": f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"',
+                            "message": (
+                                f'"{field}" is not a known field selector: '
+                                'only "metadata.name", "metadata.namespace"'
+                            ),
                             "field": "fieldSelector",
                         }
                     ]

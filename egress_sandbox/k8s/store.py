@@ -12,6 +12,7 @@ Hooks let other modules take part without the store knowing them:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import queue
@@ -22,11 +23,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.k8s import gc
 from egress_sandbox.k8s.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound
 from egress_sandbox.k8s.types import ResourceType, TypeRegistry
 
 Obj = dict[str, Any]
 WATCH_HISTORY = 2000
+# Kinds whose registry strategy tracks metadata.generation; others never get one. Custom
+# resources always do.
+GENERATION_KINDS = frozenset(
+    {
+        "CustomResourceDefinition",
+        "DaemonSet",
+        "Deployment",
+        "Ingress",
+        "IngressClass",
+        "Job",
+        "NetworkPolicy",
+        "ReplicaSet",
+        "StatefulSet",
+    }
+)
 
 
 def now_rfc3339() -> str:
@@ -39,6 +56,9 @@ class WatchEvent:
     rtype: ResourceType
     object: Obj
     rv: int
+    # The state before a MODIFIED change: watches with selectors need it to see an object
+    # enter (ADDED) or leave (DELETED) the selection.
+    old: Obj | None = None
 
 
 AdmissionHook = Callable[[str, ResourceType, Obj, "Obj | None"], None]
@@ -53,6 +73,7 @@ class Watcher:
         self.match = match
         self.queue: queue.Queue[WatchEvent | None] = queue.Queue()
         self.closed = False
+        self.resource: str | None = None  # the plural an HTTP watch serves (None: in-process)
 
     def push(self, ev: WatchEvent) -> None:
         if not self.closed and self.match(ev):
@@ -100,8 +121,8 @@ class Store:
         self._rv += 1
         return self._rv
 
-    def _emit(self, type_: str, rt: ResourceType, obj: Obj) -> None:
-        ev = WatchEvent(type_, rt, copy.deepcopy(obj), self._rv)
+    def _emit(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+        ev = WatchEvent(type_, rt, copy.deepcopy(obj), self._rv, copy.deepcopy(old))
         self._history.append(ev)
         for w in list(self._watchers):
             w.push(ev)
@@ -203,7 +224,8 @@ class Store:
                 return obj
             meta["uid"] = self.ids.uuid()
             meta["creationTimestamp"] = now_rfc3339()
-            meta["generation"] = 1
+            if _tracks_generation(rt):
+                meta["generation"] = 1
             meta.pop("deletionTimestamp", None)
             meta["resourceVersion"] = str(self._bump())
             self._table(rt)[(ns, name)] = obj
@@ -246,7 +268,13 @@ class Store:
                     new.pop("status", None)
             meta = new["metadata"]
             # Server-owned metadata cannot be changed by a client.
-            for k in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
+            for k in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if k in old["metadata"]:
                     meta[k] = old["metadata"][k]
                 else:
@@ -254,7 +282,7 @@ class Store:
             if rt.namespaced:
                 meta["namespace"] = ns
             self._admit("UPDATE", rt, new, old)
-            if _spec_of(new) != _spec_of(old):
+            if _tracks_generation(rt) and _spec_of(new) != _spec_of(old):
                 meta["generation"] = old["metadata"].get("generation", 1) + 1
             if _without_rv(new) == _without_rv(old):
                 return copy.deepcopy(old)  # no-op updates do not bump resourceVersion
@@ -263,10 +291,10 @@ class Store:
             meta["resourceVersion"] = str(self._bump())
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 del self._table(rt)[(ns, name)]
-                self._emit("DELETED", rt, new)
+                self._removed(rt, new)
                 return copy.deepcopy(new)
             self._table(rt)[(ns, name)] = new
-            self._emit("MODIFIED", rt, new)
+            self._emit("MODIFIED", rt, new, old)
             return copy.deepcopy(new)
 
     def delete(
@@ -300,53 +328,62 @@ class Store:
             if dry_run:
                 return copy.deepcopy(old)
             obj = copy.deepcopy(old)
-            finalizers = list(obj["metadata"].get("finalizers") or [])
+            meta = obj["metadata"]
+            finalizers = list(meta.get("finalizers") or [])
+            wanted = gc.finalizer_for(propagation)
+            if wanted and not meta.get("deletionTimestamp") and wanted not in finalizers:
+                finalizers.append(wanted)
+                meta["finalizers"] = finalizers
             if rt.kind == "Namespace":
                 obj.setdefault("status", {})["phase"] = "Terminating"
-                finalizers = finalizers or []
             if finalizers or rt.kind == "Namespace":
-                if not obj["metadata"].get("deletionTimestamp"):
-                    obj["metadata"]["deletionTimestamp"] = now_rfc3339()
-                    obj["metadata"]["resourceVersion"] = str(self._bump())
+                if not meta.get("deletionTimestamp"):
+                    meta["deletionTimestamp"] = now_rfc3339()
+                    meta["deletionGracePeriodSeconds"] = 0
+                    meta["resourceVersion"] = str(self._bump())
                     self._table(rt)[(ns, name)] = obj
-                    self._emit("MODIFIED", rt, obj)
+                    self._emit("MODIFIED", rt, obj, old)
+                    gc.process(self, rt, obj)
                 if rt.kind == "Namespace":
                     self._finish_namespace(obj)
                 return copy.deepcopy(self._table(rt).get((ns, name), obj))
             del self._table(rt)[(ns, name)]
-            obj["metadata"]["resourceVersion"] = str(self._bump())
-            self._emit("DELETED", rt, obj)
-            self._collect_dependents(obj["metadata"]["uid"])
+            meta["resourceVersion"] = str(self._bump())
+            self._removed(rt, obj)
             return obj
 
+    def _removed(self, rt: ResourceType, obj: Obj) -> None:
+        """``obj`` has left the table: tell watchers, then collect what depended on it."""
+        self._emit("DELETED", rt, obj)
+        gc.on_removed(self, rt, obj)
+
     def _finish_namespace(self, ns_obj: Obj) -> None:
-        """Delete everything in a terminating namespace, then the namespace itself."""
+        """Delete everything in a terminating namespace; it goes once it is empty."""
         name = ns_obj["metadata"]["name"]
         for rt in self.types.all():
             if not rt.namespaced:
                 continue
             for ns, n in [k for k in self._table(rt) if k[0] == name]:
-                try:
+                with contextlib.suppress(NotFound):  # already gone through its own owner
                     self.delete(rt, ns, n)
-                except NotFound:
-                    pass
+        self.finish_namespace_if_empty(name)
+
+    def finish_namespace_if_empty(self, name: str) -> None:
+        """Remove a terminating namespace once no object is left in it (objects with
+        finalizers keep it Terminating, as the namespace controller does)."""
         nst = self.types.get("", "v1", "namespaces")
         assert nst is not None
-        if ("", name) in self._table(nst) and not ns_obj["metadata"].get("finalizers"):
-            obj = self._table(nst).pop(("", name))
-            obj["metadata"]["resourceVersion"] = str(self._bump())
-            self._emit("DELETED", nst, obj)
-
-    def _collect_dependents(self, owner_uid: str) -> None:
-        """Garbage-collect objects whose ownerReferences all point at deleted owners."""
+        ns_obj = self._table(nst).get(("", name))
+        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
+            return
+        if ns_obj["metadata"].get("finalizers"):
+            return
         for rt in self.types.all():
-            for (ns, n), o in list(self._table(rt).items()):
-                refs = o["metadata"].get("ownerReferences") or []
-                if refs and any(r.get("uid") == owner_uid for r in refs):
-                    try:
-                        self.delete(rt, ns, n)
-                    except NotFound:
-                        pass
+            if rt.namespaced and any(k[0] == name for k in self._table(rt)):
+                return
+        obj = self._table(nst).pop(("", name))
+        obj["metadata"]["resourceVersion"] = str(self._bump())
+        self._emit("DELETED", nst, obj)
 
     def drop_type(self, rt: ResourceType) -> None:
         """Remove every object of a type (its CRD is gone), telling watchers they were deleted."""
@@ -382,10 +419,13 @@ class Store:
             if w in self._watchers:
                 self._watchers.remove(w)
 
-    def close_watchers(self) -> None:
+    def close_watchers(self, which: Callable[[Watcher], bool] | None = None) -> int:
+        """Close the watchers ``which`` selects (all by default); returns how many."""
         with self.lock:
-            for w in list(self._watchers):
+            chosen = [w for w in self._watchers if which is None or which(w)]
+            for w in chosen:
                 w.close()
+            return len(chosen)
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -405,7 +445,8 @@ class Store:
         ns = meta.get("namespace") or "default"
         ts = now_rfc3339()
         name = f"{meta.get('name', 'object')}.{self.ids.hex(16)}"
-        try:
+        # the namespace may be gone; a real apiserver refuses the event too
+        with contextlib.suppress(NotFound):
             self.create(
                 evt,
                 {
@@ -429,8 +470,6 @@ class Store:
                     "reportingInstance": component,
                 },
             )
-        except NotFound:
-            pass  # the namespace is gone; a real apiserver would refuse the event too
 
     # ---- persistence -------------------------------------------------------------------------
 
@@ -446,6 +485,10 @@ class Store:
             for rt in self.types.all():
                 for o in self._table(rt).values():
                     yield rt, copy.deepcopy(o)
+
+
+def _tracks_generation(rt: ResourceType) -> bool:
+    return rt.schema is not None or rt.kind in GENERATION_KINDS
 
 
 def _spec_of(obj: Obj) -> Any:

@@ -88,14 +88,14 @@ def _type_ok(value: Any, wanted: str) -> bool:
 
 
 def validate(value: Any, schema: Schema, path: str, errs: FieldErrors) -> None:
-    """Validate ``value`` at ``path`` against an OpenAPI v3 (CRD) schema, as the apiserver words it."""
+    """Validate ``value`` at ``path`` against a CRD OpenAPI v3 schema, worded as the apiserver."""
     node = resolve(schema)
     if value is None:
         if node.get("nullable"):
             return
         if types_of(node):
             errs.type_invalid(
-                path, "null", f'{path} in body must be of type {sorted(types_of(node))[0]}: "null"'
+                path, "null", f'{path} in body must be of type {min(types_of(node))}: "null"'
             )
         return
     if node.get("x-kubernetes-int-or-string"):

@@ -154,7 +154,8 @@ _COLUMNS: dict[str, list[Column]] = {
             "string",
             0,
             lambda o: (
-                f"{o.get('status', {}).get('readyReplicas', 0)}/{o.get('spec', {}).get('replicas', 0)}"
+                f"{o.get('status', {}).get('readyReplicas', 0)}"
+                f"/{o.get('spec', {}).get('replicas', 0)}"
             ),
         ),
         ("Up-to-date", "integer", 0, lambda o: o.get("status", {}).get("updatedReplicas", 0)),
@@ -208,6 +209,10 @@ _COLUMNS: dict[str, list[Column]] = {
     "CustomResourceDefinition": [
         ("Created At", "date", 0, lambda o: _meta(o, "creationTimestamp"))
     ],
+    "ServiceAccount": [
+        ("Secrets", "string", 0, lambda o: str(len(o.get("secrets") or []))),
+        ("Age", "string", 0, _age),
+    ],
 }
 
 
@@ -247,21 +252,37 @@ def _columns(rt: ResourceType, printer_columns: list[Obj] | None) -> list[Column
     if rt.kind == "Event" and rt.group == "":
         return _event_columns()
     if printer_columns:
+        # The CRD's columns replace the default Age column (apiextensions adds it only when a
+        # version declares none), and `date` cells are rendered as ages on the server.
         cols: list[Column] = []
         for c in printer_columns:
-            path = str(c.get("jsonPath", ""))
+            path, type_ = str(c.get("jsonPath", "")), str(c.get("type", "string"))
+            cell = _date_cell if type_ == "date" else _jsonpath
             cols.append(
                 (
                     str(c.get("name", "")),
-                    str(c.get("type", "string")),
+                    type_,
                     int(c.get("priority", 0)),
-                    lambda o, p=path: _jsonpath(o, p),
+                    lambda o, p=path, f=cell: f(o, p),
                 )
             )
-        return [*cols, ("Age", "date", 0, _age)]
-    if rt.schema is None and rt.kind in _COLUMNS:
+        return cols
+    if rt.schema is not None:
+        return [("Age", "date", 0, _age)]
+    if rt.kind in _COLUMNS:
         return _COLUMNS[rt.kind]
-    return [("Age", "date" if rt.schema is not None else "string", 0, _age)]
+    # Built-ins without printers get the default table convertor's RFC 3339 "Created At".
+    return [("Created At", "date", 0, lambda o: _meta(o, "creationTimestamp"))]
+
+
+def _date_cell(o: Obj, path: str) -> Any:
+    value = _jsonpath(o, path)
+    if not isinstance(value, str) or not value:
+        return value
+    try:
+        return human_age(value)
+    except ValueError:
+        return value
 
 
 def to_table(

@@ -42,13 +42,30 @@ def stream(
         return labels_match(labels, o) and fields(o)
 
     def match(ev: WatchEvent) -> bool:
-        return ev.rtype.key == t.rt.key and match_obj(ev.object)
+        if ev.rtype.key != t.rt.key:
+            return False
+        return match_obj(ev.object) or (ev.old is not None and match_obj(ev.old))
+
+    def convert(ev: WatchEvent) -> tuple[str, Obj]:
+        # As the watch cache does: an object that starts matching the selectors is ADDED, one
+        # that stops matching is DELETED (its previous state at the event's resourceVersion).
+        if ev.type != "MODIFIED" or ev.old is None:
+            return ev.type, ev.object
+        now, before = match_obj(ev.object), match_obj(ev.old)
+        if now and not before:
+            return "ADDED", ev.object
+        if before and not now:
+            gone = copy.deepcopy(ev.old)
+            gone.setdefault("metadata", {})["resourceVersion"] = str(ev.rv)
+            return "DELETED", gone
+        return "MODIFIED", ev.object
 
     initial: list[Obj] = []
     error: Obj | None = None
     with store.lock:
         try:
             watcher = store.watch(rv, match)
+            watcher.resource = t.rt.plural  # lets `fault drop-watches --resource` find it
         except Gone as exc:
             error = exc.status()
             watcher = None
@@ -85,7 +102,8 @@ def stream(
                         yield line("BOOKMARK", _bookmark(t, store.resource_version))
                     continue
                 last_rv = str(ev.rv)
-                yield line(ev.type, render(_typed(t, ev.object)))
+                type_, obj = convert(ev)
+                yield line(type_, render(_typed(t, obj)))
         finally:
             watcher.close()
             _ = last_rv

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.scheduler import Scheduler
+from egress_sandbox.core.stuck import StuckRegistry
 from egress_sandbox.k8s.errors import Conflict, NotFound
 from egress_sandbox.k8s.store import Store, WatchEvent
 from egress_sandbox.mse import gateway as gwmod
@@ -53,8 +54,10 @@ class MseController:
         transitions: Transitions,
         dataplane: DataPlane,
         kubeconfig: Callable[[], str],
+        stuck: StuckRegistry | None = None,
     ) -> None:
         self.store = store
+        self.stuck = stuck or StuckRegistry()
         self.cloud = cloud
         self.cloud_lock = cloud_lock
         self.ids = ids
@@ -255,6 +258,9 @@ class MseController:
         t: Transition = self.transitions.mse_gateway
 
         def run() -> None:
+            # `fault stuck --kind mse_gateway` parks the step; `fault clear` runs it later.
+            if self.stuck.park_if_held("mse_gateway", name, run):
+                return
             with self._lock:
                 if self._inflight.get(name) != (uid, step):
                     return  # superseded (failed, deleted, or another step started)

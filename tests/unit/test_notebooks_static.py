@@ -34,8 +34,12 @@ def test_one_parameters_cell_whose_defaults_are_the_sandbox_parameters(path: Pat
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    ns: dict[str, object] = {}
-    exec(compile(ast.parse(tagged[0].source), str(path), "exec"), {}, ns)
+    # The cell is plain `key = literal` lines, as papermill's own injected cell is.
+    ns = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(tagged[0].source).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
     assert ns == SANDBOX
 
 

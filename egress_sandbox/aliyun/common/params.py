@@ -35,6 +35,17 @@ class Params:
             raise errors.MissingParameter(name)
         return value
 
+    def region(self, expected: str, *, required: bool = True) -> str | None:
+        """The RegionId, checked against the sandbox's one region.
+
+        [UNCONFIRMED] The sandbox has one region; any other RegionId is 404
+        InvalidRegionId.NotFound, as the NAT docs give for an unknown region.
+        """
+        region = self.require("RegionId") if required else self.get("RegionId")
+        if region is not None and region != expected:
+            raise errors.InvalidRegionIdNotFound()
+        return region
+
     def bool(self, name: str, default: bool = False) -> bool:
         value = self.get(name)
         if value is None:

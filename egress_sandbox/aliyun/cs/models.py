@@ -22,9 +22,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from egress_sandbox.aliyun.common import errors
+from egress_sandbox.aliyun.common.model import CloudModel
 from egress_sandbox.aliyun.hooks import CloudHooks
 from egress_sandbox.aliyun.lifecycle import Lifecycle
 from egress_sandbox.aliyun.records import AVAILABLE_ADDONS, Addon, CloudState, Cluster, Task
@@ -45,7 +47,7 @@ class AddonRequest:
     config: str
 
 
-class CsModel:
+class CsModel(CloudModel):
     def __init__(
         self,
         cloud: CloudState,
@@ -56,11 +58,7 @@ class CsModel:
         transitions: Transitions,
         hooks: CloudHooks,
     ) -> None:
-        self.cloud = cloud
-        self.lock = lock
-        self._ids = ids
-        self._lifecycle = lifecycle
-        self._transitions = transitions
+        super().__init__(cloud, lock=lock, ids=ids, lifecycle=lifecycle, transitions=transitions)
         self.hooks = hooks
 
     # --- queries --------------------------------------------------------------------------
@@ -91,6 +89,11 @@ class CsModel:
 
     # --- install / uninstall ------------------------------------------------------------------
 
+    def _run_task(self, task_id: str, finish: Callable[[], None], what: str) -> str:
+        """Finish a task after the ``addon_install`` transition (install and uninstall alike)."""
+        self._later(self._transitions.addon_install, task_id, finish, f"task {task_id} {what}")
+        return task_id
+
     def _new_task(self, cluster_id: str, task_type: str) -> Task:
         now = cs_now()
         # Real task IDs look like "T-5faa48fb31b6b8078d000006".
@@ -118,13 +121,11 @@ class CsModel:
                 cluster.addons[req.name] = Addon(req.name, req.version, "initial", req.config)
         for req in addons:
             self.hooks.addon_installing(cluster_id, req.name, req.version, req.config)
-        self._lifecycle.schedule(
-            self._transitions.addon_install,
+        return self._run_task(
             task.task_id,
             lambda: self._finish_install(task.task_id, cluster_id, addons),
-            f"task {task.task_id} install {','.join(a.name for a in addons)}",
+            f"install {','.join(a.name for a in addons)}",
         )
-        return task.task_id
 
     def _finish_install(self, task_id: str, cluster_id: str, addons: list[AddonRequest]) -> None:
         failure = ""
@@ -161,13 +162,11 @@ class CsModel:
             task = self._new_task(cluster_id, "cluster_addon_uninstall")
             for name in names:
                 cluster.addons[name].state = "deleting"
-        self._lifecycle.schedule(
-            self._transitions.addon_install,
+        return self._run_task(
             task.task_id,
             lambda: self._finish_uninstall(task.task_id, cluster_id, names),
-            f"task {task.task_id} uninstall {','.join(names)}",
+            f"uninstall {','.join(names)}",
         )
-        return task.task_id
 
     def _finish_uninstall(self, task_id: str, cluster_id: str, names: list[str]) -> None:
         for name in names:
@@ -185,4 +184,4 @@ class CsModel:
 
     def advance_task(self, task_id: str) -> bool:
         """Manual mode: finish the task now (runs the hooks). False when nothing was waiting."""
-        return self._lifecycle.advance(task_id)
+        return self.advance(task_id)

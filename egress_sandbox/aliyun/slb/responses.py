@@ -41,9 +41,7 @@ class SlbResponses:
         self.lock = lock
 
     def _region(self, p: Params, *, required: bool) -> None:
-        region = p.require("RegionId") if required else p.get("RegionId")
-        if region is not None and region != self.cloud.region_id:
-            raise errors.InvalidRegionIdNotFound()
+        p.region(self.cloud.region_id, required=required)
 
     def _lbs(self) -> list[LoadBalancer]:
         with self.lock:

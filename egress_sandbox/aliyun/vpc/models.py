@@ -19,6 +19,10 @@ SNAT rules (reference §A3-A5), strict like the real service:
 Creating is allowed while other entries are Pending [UNCONFIRMED].
 DryRun checks only what the real DryRun documents (required parameters, format, permission),
 not the business rules above.
+
+NAT gateways: one the cloud holds as ``Creating`` (the topology's ``status: Creating``, or a
+loaded state) becomes ``Available`` after the ``nat_gateway`` transition, counted from when the
+model starts. Until then its SNAT table takes no new entries (IncorrectStatus.NATGW).
 """
 
 from __future__ import annotations
@@ -28,22 +32,18 @@ import hashlib
 import ipaddress
 import json
 import re
-import threading
 from dataclasses import dataclass
 
 from egress_sandbox.aliyun.common import errors
-from egress_sandbox.aliyun.lifecycle import Lifecycle
+from egress_sandbox.aliyun.common.model import CloudModel
 from egress_sandbox.aliyun.records import (
     ClientTokenRecord,
-    CloudState,
     Eip,
     NatGateway,
     SnatEntry,
     Vpc,
     VSwitch,
 )
-from egress_sandbox.core.ids import IdFactory
-from egress_sandbox.topology import Transitions
 
 _NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5._-]{1,127}$")
 
@@ -73,36 +73,30 @@ class SnatSpec:
     eip_affinity: int
 
 
-class VpcModel:
-    def __init__(
-        self,
-        cloud: CloudState,
-        *,
-        lock: threading.RLock,
-        ids: IdFactory,
-        lifecycle: Lifecycle,
-        transitions: Transitions,
-    ) -> None:
-        self.cloud = cloud
-        self.lock = lock
-        self._ids = ids
-        self._lifecycle = lifecycle
-        self._transitions = transitions
+class VpcModel(CloudModel):
+    def resume(self) -> None:
+        """Schedule Creating -> Available for every NAT gateway the cloud holds as Creating."""
+        with self.lock:
+            creating = [
+                n.nat_gateway_id for n in self.cloud.nat_gateways.values() if n.status == "Creating"
+            ]
+        for nat_gateway_id in creating:
+            self._move_later(
+                self._transitions.nat_gateway,
+                "nat_gateways",
+                nat_gateway_id,
+                expect="Creating",
+                to="Available",
+                reason=f"nat {nat_gateway_id} available after create",
+            )
 
     # --- queries (each returns copies, safe to render outside the lock) ---------------------
 
-    def check_region(self, region_id: str) -> None:
-        # [UNCONFIRMED] The sandbox has one region; any other RegionId is "not found".
-        if region_id != self.cloud.region_id:
-            raise errors.InvalidRegionIdNotFound()
-
     def vpcs(self) -> list[Vpc]:
-        with self.lock:
-            return [copy.copy(v) for v in self.cloud.vpcs.values()]
+        return self._copies(self.cloud.vpcs)
 
     def vswitches(self) -> list[VSwitch]:
-        with self.lock:
-            return [copy.copy(v) for v in self.cloud.vswitches.values()]
+        return self._copies(self.cloud.vswitches)
 
     def vswitch(self, vswitch_id: str) -> VSwitch:
         with self.lock:
@@ -112,16 +106,13 @@ class VpcModel:
             return copy.copy(vsw)
 
     def nat_gateways(self) -> list[NatGateway]:
-        with self.lock:
-            return [copy.copy(n) for n in self.cloud.nat_gateways.values()]
+        return self._copies(self.cloud.nat_gateways)
 
     def eips(self) -> list[Eip]:
-        with self.lock:
-            return [copy.copy(e) for e in self.cloud.eips.values()]
+        return self._copies(self.cloud.eips)
 
     def snat_entries(self) -> list[SnatEntry]:
-        with self.lock:
-            return [copy.copy(e) for e in self.cloud.snat_entries.values()]
+        return self._copies(self.cloud.snat_entries)
 
     def nat_ip_list(self, nat_gateway_id: str) -> list[tuple[Eip, bool]]:
         """The EIPs bound to a NAT gateway, each with whether an SNAT entry uses it."""
@@ -138,10 +129,7 @@ class VpcModel:
 
     def nat_by_table(self, snat_table_id: str) -> NatGateway:
         with self.lock:
-            for nat in self.cloud.nat_gateways.values():
-                if nat.snat_table_id == snat_table_id:
-                    return copy.copy(nat)
-        raise errors.InvalidSnatTableIdNotFound()
+            return copy.copy(self._nat_for_table(snat_table_id))
 
     def nat(self, nat_gateway_id: str) -> NatGateway:
         with self.lock:
@@ -299,30 +287,29 @@ class VpcModel:
             entry.status = "Deleting"
             self._remember("DeleteSnatEntry", client_token, fingerprint, snat_entry_id)
 
-            def gone() -> None:
-                with self.lock:
-                    current = self.cloud.snat_entries.get(snat_entry_id)
-                    if current is not None and current.status == "Deleting":
-                        del self.cloud.snat_entries[snat_entry_id]
-
-            self._lifecycle.schedule(
-                self._transitions.snat_entry, snat_entry_id, gone, f"snat {snat_entry_id} deleted"
+            self._move_later(
+                self._transitions.snat_entry,
+                "snat_entries",
+                snat_entry_id,
+                expect="Deleting",
+                to=None,
+                reason=f"snat {snat_entry_id} deleted",
             )
 
     def _schedule_available(self, snat_entry_id: str, why: str) -> None:
-        def available() -> None:
-            with self.lock:
-                current = self.cloud.snat_entries.get(snat_entry_id)
-                if current is not None and current.status == "Pending":
-                    current.status = "Available"
-
-        self._lifecycle.schedule(
+        self._move_later(
             self._transitions.snat_entry,
+            "snat_entries",
             snat_entry_id,
-            available,
-            f"snat {snat_entry_id} available after {why}",
+            expect="Pending",
+            to="Available",
+            reason=f"snat {snat_entry_id} available after {why}",
         )
 
     def advance_snat_entry(self, snat_entry_id: str) -> bool:
         """Manual mode: move the entry one step (Pending->Available, Deleting->gone)."""
-        return self._lifecycle.advance(snat_entry_id)
+        return self.advance(snat_entry_id)
+
+    def advance_nat_gateway(self, nat_gateway_id: str) -> bool:
+        """Manual mode: move a Creating NAT gateway to Available."""
+        return self.advance(nat_gateway_id)

@@ -54,10 +54,8 @@ class VpcResponses:
     def _owner(self) -> int:
         return int(self.model.cloud.account_id)
 
-    def _region(self, p: Params) -> str:
-        region = p.require("RegionId")
-        self.model.check_region(region)
-        return region
+    def _region(self, p: Params) -> None:
+        p.region(self.model.cloud.region_id)
 
     # --- VPCs and vSwitches ---------------------------------------------------------------
 
@@ -211,6 +209,10 @@ class VpcResponses:
             "PrivateLinkMode": "",
             "EipBindMode": "MULTI_BINDED",
             "EnableSessionLog": "false",
+            # [UNCONFIRMED] values: empty, as for a field the service leaves unset.
+            "AvailabilityMode": "",
+            # AccessMode describes VPC NAT gateways' access; Internet NAT leaves it empty.
+            "AccessMode": {"ModeValue": "", "TunnelType": ""},
             "SnatTableIds": {"SnatTableId": [nat.snat_table_id]},
             "ForwardTableIds": {"ForwardTableId": [nat.forward_table_id]},
             "FullNatTableIds": {"FullNatTableId": []},
@@ -301,6 +303,7 @@ class VpcResponses:
             "SecondLimited": False,
             "SegmentInstanceId": "",
             "ServiceManaged": 0,
+            "ServiceID": 0,
             "PublicIpAddressPoolId": "",
             "OperationLocks": {"LockReason": []},
             "SecurityProtectionTypes": {"SecurityProtectionType": []},
@@ -367,6 +370,9 @@ class VpcResponses:
             raise errors.MissingParameter("SnatTableId")
         entry_id, name = p.get("SnatEntryId"), p.get("SnatEntryName")
         snat_ip, cidr, vswitch = p.get("SnatIp"), p.get("SourceCIDR"), p.get("SourceVSwitchId")
+        # NetworkInterfaceIds.N (VPC NAT only): entries of the sandbox's Internet NAT gateways
+        # have no ENI, so any such filter matches none of them.
+        enis = p.indexed("NetworkInterfaceIds")
         paging = page_request(p)
         if table_id is not None:
             self.model.nat_by_table(table_id)
@@ -382,6 +388,7 @@ class VpcResponses:
             and (snat_ip is None or snat_ip in e.snat_ip.split(","))
             and (cidr is None or self._source_cidr(e) == cidr)
             and (vswitch is None or e.source_vswitch_id == vswitch)
+            and not enis
         ]
         page = paginate(found, paging)
         return {

@@ -172,3 +172,73 @@ def send(
         return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+# --- what a real client sees of an error ----------------------------------------------------
+
+POP_ERROR_KEYS = {"RequestId", "HostId", "Code", "Message", "Recommend"}
+CS_ERROR_KEYS = {"code", "message", "requestId"}
+
+
+def assert_pop_error(
+    e: Any, code: str, status: int, *, extra: frozenset[str] = frozenset()
+) -> None:
+    """A gateway/RPC error as the SDK surfaces it: code, status, its message format, the body.
+
+    The SDK formats ``message`` as ``code: <status>, <Message> request id: <RequestId>`` and
+    keeps the whole body (plus ``statusCode``) in ``data`` (reference §D6).
+    """
+    assert (e.code, e.status_code) == (code, status), (e.code, e.status_code, e.message)
+    assert e.message.startswith(f"code: {status}, ")
+    assert e.message.endswith(f" request id: {e.request_id}")
+    assert set(e.data) == POP_ERROR_KEYS | {"statusCode"} | extra, set(e.data)
+    assert e.data["RequestId"] == e.request_id and e.data["Code"] == code
+    assert e.data["Recommend"].startswith(f"https://api.aliyun.com/troubleshoot?q={code}&")
+
+
+def assert_cs_error(e: Any, code: str, status: int) -> None:
+    """A CS business error: lower-case body ``{code, message, requestId}``."""
+    assert (e.code, e.status_code) == (code, status), (e.code, e.status_code, e.message)
+    assert e.message.startswith(f"code: {status}, ")
+    assert e.message.endswith(f" request id: {e.request_id}")
+    assert set(e.data) == CS_ERROR_KEYS | {"statusCode"}, set(e.data)
+    assert e.data["requestId"] == e.request_id and e.data["code"] == code
+
+
+def rpc_call(
+    world: World,
+    action: str,
+    query: dict[str, str],
+    *,
+    version: str = "2016-04-28",
+    **config: Any,
+) -> dict[str, Any]:
+    """An RPC call through the SDK's generic ``call_api``: the raw body, headers and status."""
+    from alibabacloud_tea_openapi.client import Client as OpenApiClient
+    from alibabacloud_tea_util.models import RuntimeOptions
+
+    client = OpenApiClient(world.config(**config))
+    params = open_api_models.Params(
+        action=action,
+        version=version,
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    request = open_api_models.OpenApiRequest(query=query)
+    return client.call_api(params, request, RuntimeOptions())  # type: ignore[no-any-return]
+
+
+def wait_until(predicate: Any, timeout: float = 3.0, step: float = 0.01) -> float:
+    """Poll ``predicate`` until true; return the seconds it took (fails after ``timeout``)."""
+    import time
+
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "condition not reached in time"
+        time.sleep(step)
+    return time.monotonic() - started

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from kubernetes import client, config
 
@@ -36,6 +37,18 @@ class Cluster:
 
     def api(self, context: str = "admin") -> client.ApiClient:
         return config.new_client_from_config(str(self.kubeconfig), context=context)
+
+    def http(self, token: str | None = ADMIN_TOKEN) -> requests.Session:
+        """A raw HTTPS session (for what the typed clients cannot send), with a bearer token."""
+        s = requests.Session()
+        s.verify = str(self.ca_path)
+        s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        if token:
+            s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
+    def url(self, path: str) -> str:
+        return f"{self.server.url}{path}"
 
     def kubectl(
         self,

@@ -1,4 +1,8 @@
-"""``egress-sandbox up|down|status|env|reset``: run the sandbox as one background process."""
+"""``egress-sandbox up|down|status|env|reset|serve``: run the sandbox as one background process.
+
+``down`` stops it with SIGTERM; the process then saves its world to ``state.json``, which the
+next ``up`` loads. ``reset`` is the only command that forgets the world.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from egress_sandbox.sandbox import SANDBOX_FILE, default_home
+from egress_sandbox import persistence
+from egress_sandbox.sandbox import SANDBOX_FILE
 
 UP_DEADLINE_SECONDS = 60.0
-DOWN_DEADLINE_SECONDS = 20.0
+# Stopping includes writing state.json; a big world takes a moment.
+DOWN_DEADLINE_SECONDS = 30.0
 
 
 def _read_info(home: Path) -> dict[str, Any] | None:
@@ -57,6 +63,9 @@ def running_info(home: Path) -> dict[str, Any] | None:
     k8s = urlsplit(info["k8s_url"]).netloc
     if not (_answers(k8s) and _answers(info["aliyun_endpoint"])):
         return None
+    control = info.get("control_url")
+    if control and not _answers(urlsplit(control).netloc):
+        return None
     return info
 
 
@@ -69,8 +78,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True)
     (home / SANDBOX_FILE).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "egress_sandbox.cli", "--home", str(home), "serve"]
-    if args.topology:
+    if getattr(args, "topology", None):
         cmd += ["--topology", str(Path(args.topology).resolve())]
+    restored = persistence.state_path(home).exists()
     logf = (home / "sandbox.log").open("ab")
     proc = subprocess.Popen(
         cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -86,6 +96,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         info = running_info(home)
         if info and info["pid"] == proc.pid:
             print(f"sandbox up (pid {proc.pid}) in {home}")
+            if restored:
+                print("  state loaded from state.json (egress-sandbox reset starts afresh)")
             print(f"  kubernetes API  {info['k8s_url']}")
             print(f"  cloud OpenAPI   http://{info['aliyun_endpoint']}")
             print(f'  run: eval "$(egress-sandbox --home {shlex.quote(str(home))} env)"')
@@ -152,13 +164,15 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    was_running = running_info(args.home) is not None
-    if was_running:
-        cmd_down(args)
-    for name in ("state.json", "audit.jsonl"):
-        (args.home / name).unlink(missing_ok=True)
-    print("sandbox state wiped")
-    return cmd_up(args) if was_running else 0
+    """Forget the world (state.json, audit log); restart the sandbox if it was running."""
+    info = running_info(args.home)
+    if info is not None:
+        if not getattr(args, "topology", None) and info.get("topology"):
+            args.topology = info["topology"]  # restart with the topology it was started with
+        cmd_down(args)  # down saves state.json; it is wiped right after
+    persistence.wipe(args.home)
+    print("sandbox state wiped (faults and transition modes live in memory: gone too)")
+    return cmd_up(args) if info is not None else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -169,47 +183,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    sandbox = Sandbox(args.home, Topology.load(args.topology))
+    topology = Path(args.topology).resolve() if args.topology else None
+    sandbox = Sandbox(args.home, Topology.load(topology), topology_path=topology)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    sandbox.start()
+    try:
+        sandbox.start()
+    except persistence.StateError as exc:
+        logging.getLogger("egress_sandbox").error("%s", exc)
+        return 2
     done.wait()
     sandbox.stop()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="egress-sandbox", description=__doc__)
-    parser.add_argument(
-        "--home",
-        type=lambda s: Path(s).expanduser().resolve(),
-        default=None,
-        help="state folder (default: $EGRESS_SANDBOX_HOME or ~/.local/state/egress-sandbox)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the sandbox in the background (idempotent)")
-    up.add_argument("--topology", help="YAML file overriding the seeded topology")
-    sub.add_parser("down", help="stop the sandbox")
-    sub.add_parser("status", help="say whether it runs, and where")
-    sub.add_parser("env", help='print shell exports: eval "$(egress-sandbox env)"')
-    reset = sub.add_parser("reset", help="wipe all state (restarts it if it was running)")
-    reset.add_argument("--topology", help="YAML file overriding the seeded topology")
-    serve = sub.add_parser("serve", help="run in the foreground")
-    serve.add_argument("--topology", help="YAML file overriding the seeded topology")
-    args = parser.parse_args(argv)
-    if args.home is None:
-        args.home = default_home()
-    handlers = {
-        "up": cmd_up,
-        "down": cmd_down,
-        "status": cmd_status,
-        "env": cmd_env,
-        "reset": cmd_reset,
-        "serve": cmd_serve,
-    }
-    return handlers[args.command](args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,274 @@
+"""``egress-sandbox fault|transition|audit``: drive a running sandbox through its control endpoint.
+
+Faults, stuck holds and run-time transition modes live in the sandbox's memory only: they are
+never saved to state.json, and ``down``/``up`` or ``reset`` clears them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from egress_sandbox.control.actions import APIS, MODES, normalize_since
+from egress_sandbox.control.client import ControlClient, ControlError
+from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.stuck import KINDS
+
+MEMORY_ONLY = "Faults live in the running sandbox's memory only: never saved, gone after down/up."
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+AUDIT_COLUMNS = (
+    "time",
+    "principal",
+    "api",
+    "action",
+    "path",
+    "mutating",
+    "status",
+    "request_id",
+    "error_code",
+)
+
+
+def parse_since(text: str, now: dt.datetime | None = None) -> str:
+    """``10m``/``30s``/``2h``/``1d`` ago, or an ISO time, as a UTC ISO string."""
+    m = _RELATIVE.match(text.strip())
+    if m:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return normalize_since((now - dt.timedelta(seconds=float(m[1]) * _UNIT[m[2]])).isoformat())
+    return normalize_since(text)
+
+
+def _client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient.from_home(args.home)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def print_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+# ---- fault -----------------------------------------------------------------------------------
+
+
+def cmd_fault_add(args: argparse.Namespace) -> int:
+    fault = _client(args).add_fault(
+        api=args.api,
+        action=args.action,
+        resource=args.resource,
+        code=args.code,
+        status=args.status,
+        count=args.count,
+        message=args.message,
+        retry_after_ms=args.retry_after_ms,
+        latency_ms=args.latency_ms,
+    )
+    target = f"{fault['verb']} {fault['resource']}" if args.api == "k8s" else fault["action"]
+    what = f"{fault.get('code') or fault.get('reason')} ({fault['status']})"
+    if not (fault.get("code") or fault.get("reason")):
+        what = f"+{fault['latency_ms']} ms"
+    print(f"fault added: next {fault['count']} {args.api} {target} call(s) -> {what}")
+    return 0
+
+
+def cmd_fault_list(args: argparse.Namespace) -> int:
+    faults = _client(args).faults()
+    if args.json:
+        _print_json(faults)
+        return 0
+    rows = [{"api": f["api"], "target": f["action"], **f} for f in faults["cloud"]]
+    rows += [
+        {"api": "k8s", "target": f"{f['verb']} {f['resource']}", "code": f["reason"], **f}
+        for f in faults["k8s"]
+    ]
+    if rows:
+        print_table(
+            rows,
+            ("api", "target", "code", "status", "count", "latency_ms", "retry_after_ms", "message"),
+        )
+    for hold in faults["stuck"]:
+        print(f"stuck: {hold['kind']} {hold['id']} ({hold['parked_steps']} step(s) held)")
+    if not rows and not faults["stuck"]:
+        print("no faults")
+    return 0
+
+
+def cmd_fault_clear(args: argparse.Namespace) -> int:
+    cleared = _client(args).clear_faults()["cleared"]
+    print(
+        f"cleared {cleared['cloud']} cloud and {cleared['k8s']} k8s fault(s), "
+        f"{cleared['stuck']} stuck hold(s); {cleared['released_steps']} held step(s) resumed"
+    )
+    return 0
+
+
+def cmd_fault_stuck(args: argparse.Namespace) -> int:
+    _client(args).stuck(args.kind, args.id)
+    print(f"{args.kind} {args.id} is stuck in its current state until `fault clear`")
+    return 0
+
+
+def cmd_fault_mse_fail(args: argparse.Namespace) -> int:
+    _client(args).mse_fail(args.name, args.message)
+    print(f"MseIngressConfig {args.name} is Failed: {args.message}")
+    return 0
+
+
+def cmd_fault_drop_watches(args: argparse.Namespace) -> int:
+    n = _client(args).drop_watches(args.resource)
+    print(f"dropped {n} watch stream(s)")
+    return 0
+
+
+def cmd_fault_reset(args: argparse.Namespace) -> int:
+    _client(args).reset()
+    print("faults and stuck holds cleared; transition modes back to the topology's")
+    return 0
+
+
+# ---- transition ------------------------------------------------------------------------------
+
+
+def cmd_transition_set(args: argparse.Namespace) -> int:
+    client = _client(args)
+    client.set_transition(args.kind, args.mode, args.seconds)
+    now = client.transitions()[args.kind]
+    seconds = f" {now['seconds']} s" if now["mode"] == "timed" else ""
+    print(f"{args.kind}: {now['mode']}{seconds} (applies to transitions that start from now)")
+    return 0
+
+
+def cmd_transition_advance(args: argparse.Namespace) -> int:
+    _client(args).advance(args.id)
+    print(f"advanced {args.id} one step")
+    return 0
+
+
+def cmd_transition_list(args: argparse.Namespace) -> int:
+    current = _client(args).transitions()
+    print_table([{"kind": k, **v} for k, v in current.items()], ("kind", "mode", "seconds"))
+    return 0
+
+
+# ---- audit -----------------------------------------------------------------------------------
+
+
+def _audit_offline(home: Path, since: str | None, mutating: bool | None) -> list[dict[str, Any]]:
+    """The stopped sandbox's audit.jsonl, filtered the way the endpoint filters."""
+    from dataclasses import asdict
+
+    log = AuditLog(home / "audit.jsonl")
+    log.load()
+    return [asdict(r) for r in log.records(since=since, mutating=mutating)]
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    since = parse_since(args.since) if args.since else None
+    mutating = True if args.mutating else None
+    try:
+        records = _client(args).audit(since=since, mutating=mutating, api=args.api)
+    except ControlError as exc:
+        if exc.status is not None:
+            raise
+        records = _audit_offline(args.home, since, mutating)  # not running: read the file
+        records = [r for r in records if args.api is None or r["api"] == args.api]
+    if args.json:
+        for r in records:
+            print(json.dumps(r))
+    elif records:
+        print_table(records, AUDIT_COLUMNS)
+    else:
+        print("no audit records")
+    return 0
+
+
+# ---- parser ----------------------------------------------------------------------------------
+
+
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except ControlError as exc:
+            print(f"egress-sandbox: {exc}", file=sys.stderr)
+            return 3 if exc.status is None else 1
+
+    return run
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``fault``, ``transition`` and ``audit`` to the top-level subparsers."""
+    fault = sub.add_parser(
+        "fault", help="inject failures (in memory only)", description=MEMORY_ONLY
+    )
+    fsub = fault.add_subparsers(dest="fault_command", required=True)
+    add = fsub.add_parser(
+        "add",
+        help="fail (or slow down) the next N calls of an action / k8s verb",
+        description=MEMORY_ONLY,
+    )
+    add.add_argument("--api", required=True, choices=APIS)
+    add.add_argument(
+        "--action", required=True, help="OpenAPI action (e.g. CreateSnatEntry) or k8s verb, or *"
+    )
+    add.add_argument("--resource", help="k8s resource plural (e.g. services); default: any")
+    add.add_argument("--code", default="", help="error Code (cloud) or Status reason (k8s)")
+    add.add_argument("--status", type=int, default=0, help="HTTP status, 400..599")
+    add.add_argument("--count", type=int, default=1, help="how many calls fail (default 1)")
+    add.add_argument("--message", default="", help="error message")
+    add.add_argument("--retry-after-ms", type=int, help="cloud: ThrottlingException retry_after")
+    add.add_argument("--latency-ms", type=int, default=0, help="delay before answering")
+    add.set_defaults(func=_guard(cmd_fault_add))
+    lst = fsub.add_parser("list", help="pending faults and stuck holds")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_guard(cmd_fault_list))
+    clear = fsub.add_parser("clear", help="remove every fault and hold (held resources move on)")
+    clear.set_defaults(func=_guard(cmd_fault_clear))
+    stuck = fsub.add_parser("stuck", help="keep a resource in its current state until clear")
+    stuck.add_argument("--kind", required=True, choices=KINDS)
+    stuck.add_argument(
+        "--id", required=True, help="snat-…, ngw-…, task T-…, MseIngressConfig name, or *"
+    )
+    stuck.set_defaults(func=_guard(cmd_fault_stuck))
+    fail = fsub.add_parser("mse-fail", help="put a MseIngressConfig into phase Failed")
+    fail.add_argument("--name", required=True)
+    fail.add_argument("--message", required=True)
+    fail.set_defaults(func=_guard(cmd_fault_mse_fail))
+    drop = fsub.add_parser("drop-watches", help="end open watch streams (clients must re-watch)")
+    drop.add_argument("--resource", help="only watches of this resource plural")
+    drop.set_defaults(func=_guard(cmd_fault_drop_watches))
+    reset = fsub.add_parser("reset", help="clear faults and holds; transition modes as at start")
+    reset.set_defaults(func=_guard(cmd_fault_reset))
+
+    trans = sub.add_parser("transition", help="how resources move between states, at run time")
+    tsub = trans.add_subparsers(dest="transition_command", required=True)
+    tset = tsub.add_parser("set", help="change a kind's mode (in memory only)")
+    tset.add_argument("--kind", required=True, choices=KINDS)
+    tset.add_argument("--mode", required=True, choices=MODES)
+    tset.add_argument("--seconds", type=float, help="delay of mode timed")
+    tset.set_defaults(func=_guard(cmd_transition_set))
+    adv = tsub.add_parser("advance", help="run the waiting step of a manual transition")
+    adv.add_argument("--id", required=True, help="SNAT entry id, CS task id or config name")
+    adv.set_defaults(func=_guard(cmd_transition_advance))
+    tlist = tsub.add_parser("list", help="the current modes")
+    tlist.set_defaults(func=_guard(cmd_transition_list))
+
+    audit = sub.add_parser("audit", help="every API request the sandbox answered")
+    audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    audit.add_argument("--since", help="ISO time, or relative: 30s, 10m, 2h, 1d")
+    audit.add_argument("--mutating", action="store_true", help="only requests that wrote")
+    audit.add_argument("--api", choices=(*APIS, "control"), help="only this API")
+    audit.set_defaults(func=_guard(cmd_audit))

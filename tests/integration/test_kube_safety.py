@@ -1,0 +1,114 @@
+"""egress_lib.kube relies on server-side dry run, resourceVersion preconditions and watches;
+these tests prove the sandbox refuses what a real apiserver refuses, and that kube.py uses them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from egress_lib import Parameters, Session, connect, kube
+from egress_lib.errors import KubernetesApiError
+
+NS = "default"
+
+
+@pytest.fixture
+def session(sandbox: Any, params: Parameters) -> Iterator[Session]:
+    s = connect(params)
+    yield s
+    s.close()
+
+
+def _bad_ingress(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "rules": [
+                {
+                    "host": "safety.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Sometimes",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_plan_of_an_invalid_manifest_is_a_422_naming_the_field_and_stores_nothing(
+    sandbox: Any, session: Session
+) -> None:
+    with pytest.raises(KubernetesApiError) as e:
+        kube.plan_apply(session, _bad_ingress("safety-bad"))
+    assert e.value.status == 422
+    assert "spec.rules[0].http.paths[0].pathType" in e.value.message
+    assert kube.get(session, "Ingress", "safety-bad", NS) is None
+    assert any("dryRun=All" in r.path for r in sandbox.audit.records() if r.status == 422)
+
+
+def test_concurrent_modification_is_refused_with_409_and_apply_retries(
+    sandbox: Any, session: Session
+) -> None:
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "safety-race", "namespace": NS, "labels": {"owner": "runbook"}},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    kube.apply(session, svc)
+    rt = sandbox.store.types.get("", "v1", "services")
+    raced = threading.Event()
+    original_get = kube.get
+
+    def get_then_race(*args: Any, **kw: Any) -> Any:
+        current = original_get(*args, **kw)
+        if current is not None and not raced.is_set():
+            raced.set()  # someone else writes between our read and our update
+            other = sandbox.store.get(rt, NS, "safety-race")
+            other["metadata"].setdefault("annotations", {})["other"] = "x"
+            sandbox.store.update(rt, other)
+        return current
+
+    kube.get = get_then_race  # type: ignore[assignment]
+    try:
+        changed = {**svc, "metadata": {**svc["metadata"], "labels": {"owner": "runbook-v2"}}}
+        out = kube.apply(session, changed)
+    finally:
+        kube.get = original_get  # type: ignore[assignment]
+    assert out.action == "updated" and out.object["metadata"]["labels"] == {"owner": "runbook-v2"}
+    assert out.object["metadata"]["annotations"]["other"] == "x"  # the other write survived
+    conflicts = [r for r in sandbox.audit.records() if r.status == 409 and "safety-race" in r.path]
+    assert conflicts and conflicts[0].error_code == "Conflict"
+
+
+def test_wait_for_uses_a_watch_rather_than_polling(sandbox: Any, session: Session) -> None:
+    rt = sandbox.store.types.get("", "v1", "services")
+    name = "safety-wait"
+    before = len(sandbox.audit.records())
+
+    def create_later() -> None:
+        time.sleep(1.0)
+        body = {"metadata": {"name": name, "namespace": NS}, "spec": {"ports": [{"port": 80}]}}
+        sandbox.store.create(rt, body)
+
+    threading.Thread(target=create_later, daemon=True).start()
+    obj = kube.wait_for(
+        session, "Service", name, NS, lambda o: o is not None, timeout=20, reason="test"
+    )
+    assert obj["metadata"]["name"] == name
+    recent = sandbox.audit.records()[before:]
+    assert any(r.action == "watch" for r in recent)
+    assert sum(1 for r in recent if r.action in ("get", "list") and "services" in r.path) <= 2
