@@ -20,10 +20,10 @@ def poll(
     what: str,
     reason: str,
     describe: Callable[[T], str] = repr,
-    first_delay: float = 0.5,
+    first_delay: float = 0.2,
     max_delay: float = 10.0,
 ) -> T:
-    """Call ``fetch`` until ``done(result)``, backing off 0.5 s -> 10 s, up to ``timeout``.
+    """Call ``fetch`` until ``done(result)``, backing off 0.2 s -> 10 s, up to ``timeout``.
 
     Raises :class:`WaitTimeout` naming ``what``, the deadline and the last result.
     """

@@ -187,8 +187,9 @@ class Sandbox:
         )
         self.dataplane.start()
         self.mse.start()  # its first resync reopens saved CLBs and resumes saved phases
-        if saved is not None:
-            self.aliyun.resume()
+        # Saved worlds stopped mid-transition, and a fresh topology may seed a NAT gateway
+        # Creating: both need their next steps scheduled.
+        self.aliyun.resume()
         self.kubelet.start()
         self.k8s.start()
         self.aliyun.start()

@@ -3,6 +3,25 @@
 The sandbox serves real HTTP on loopback, and the tests drive it with the real SDKs and the
 real ``kubernetes`` client. Its VPC sits on 127.17.0.0/16 so that it never collides with a
 ``make demo`` sandbox (127.16.0.0/16) running at the same time.
+
+Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addresses (and port
+80 on them) are not free-port based. Blocks in use, 127.N.0.0/16:
+
+    16  make demo / egress-sandbox up (the default topology)
+    17  the session fixture below
+    18  notebooks/conftest.py and scripts/refresh_notebooks.py (nbval)
+    19  tests/integration/test_seed_with_kubectl.py
+    20  tests/integration/test_runner.py
+    21  tests/sandbox/control/conftest.py (one sandbox per control test module)
+    22  tests/sandbox/control/test_persistence.py (in-process stop/start)
+    23  tests/sandbox/control/test_persistence.py (the CLI's up/down/reset)
+    24  tests/sandbox/k8s/test_sandbox_events.py
+    25  tests/integration/test_port_80_taken.py (port 80 held by another socket)
+
+A new one takes the next free number and is added here.
+
+Shared test helpers are plain modules in tests/ (``waiting``, ``sandbox_clients``): tests/ has
+no packages, and pytest puts this folder on ``sys.path`` when it loads this conftest.
 """
 
 from __future__ import annotations

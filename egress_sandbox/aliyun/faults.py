@@ -9,9 +9,12 @@ into ``ThrottlingException(retry_after=...)``.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from egress_sandbox.core.faults import FaultQueue, validate
+
+ANY = "*"
 
 
 @dataclass
@@ -23,15 +26,14 @@ class Fault:
     message: str = ""
     retry_after_ms: int | None = None
     latency_ms: int = 0
-    api: str = "*"  # vpc | slb | cs | * (RPC action names are not unique across products)
+    api: str = ANY  # vpc | slb | cs | * (RPC action names are not unique across products)
 
 
 class FaultRegistry:
-    """Thread-safe list of pending faults, consumed in the order they were added."""
+    """Pending cloud faults, consumed in the order they were added (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
+        self._queue: FaultQueue[Fault] = FaultQueue()
 
     def add(
         self,
@@ -42,34 +44,25 @@ class FaultRegistry:
         message: str = "",
         retry_after_ms: int | None = None,
         latency_ms: int = 0,
-        api: str = "*",
+        api: str = ANY,
     ) -> Fault:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if code and not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (400..599)")
-        if not code and not latency_ms:
-            raise ValueError("a fault needs an error code, a latency, or both")
-        fault = Fault(action, code, status, count, message, retry_after_ms, latency_ms, api)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        validate(
+            error=code,
+            status=status,
+            count=count,
+            latency_ms=latency_ms,
+            error_name="an error code",
+        )
+        return self._queue.push(
+            Fault(action, code, status, count, message, retry_after_ms, latency_ms, api)
+        )
 
     def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [asdict(f) for f in self._faults]
+        return self._queue.list()
 
     def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._queue.clear()
 
-    def take(self, action: str, api: str = "*") -> Fault | None:
+    def take(self, action: str, api: str = ANY) -> Fault | None:
         """The first fault matching ``action`` (of ``api``), with one use consumed."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.action in (action, "*") and fault.api in (api, "*"):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return Fault(**asdict(fault))
-        return None
+        return self._queue.take(lambda f: f.action in (action, ANY) and f.api in (api, ANY))

@@ -92,8 +92,21 @@ class LoadBalancer:
     create_time: str = "2026-01-01T00:00Z"
     listeners: list[dict[str, Any]] = field(default_factory=list)  # {port, protocol}
     tags: dict[str, str] = field(default_factory=dict)
-    # Where the emulated data plane really listens for this address (loopback port).
-    listen_port: int = 80
+    # Where the emulated data plane really listens, per open listener: listener port -> the
+    # loopback port bound on ``address`` (the same number unless it could not be bound).
+    listen_ports: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # state.json stores the map with string keys (JSON objects have no integer keys).
+        self.listen_ports = {int(k): int(v) for k, v in self.listen_ports.items()}
+
+    @property
+    def listen_port(self) -> int:
+        """The real port of listener 80 (what clients of a plain-HTTP Ingress dial)."""
+        return self.real_port(80)
+
+    def real_port(self, port: int) -> int:
+        return self.listen_ports.get(port, port)
 
 
 @dataclass
@@ -189,6 +202,15 @@ class ClientTokenRecord:
     result: str  # e.g. the SnatEntryId
 
 
+def _load_balancer(data: dict[str, Any]) -> LoadBalancer:
+    data = dict(data)
+    # States saved before listeners other than 80 existed hold one ``listen_port``.
+    legacy = data.pop("listen_port", None)
+    if legacy is not None and "listen_ports" not in data:
+        data["listen_ports"] = {80: legacy}
+    return LoadBalancer(**data)
+
+
 # Addon versions the emulated CS offers (DescribeClusterAddonsVersion / ListAddons).
 AVAILABLE_ADDONS: dict[str, str] = {
     "mse-ingress-controller": "2.1.3",
@@ -238,7 +260,9 @@ class CloudState:
             eips=table("eips", Eip),
             nat_gateways=table("nat_gateways", NatGateway),
             snat_entries=table("snat_entries", SnatEntry),
-            load_balancers=table("load_balancers", LoadBalancer),
+            load_balancers={
+                k: _load_balancer(v) for k, v in data.get("load_balancers", {}).items()
+            },
             clusters=clusters,
             tasks=table("tasks", Task),
             gateways=table("gateways", MseGateway),

@@ -7,26 +7,23 @@ lines are never logged, because legacy v2 calls carry a SecurityToken in the que
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from egress_sandbox.aliyun.app import OpenApiApp
 from egress_sandbox.aliyun.common.auth import Authenticator
 from egress_sandbox.aliyun.common.dispatch import RpcRegistry
-from egress_sandbox.aliyun.cs.models import AddonRequest, CsModel
+from egress_sandbox.aliyun.cs.models import CsModel
 from egress_sandbox.aliyun.cs.responses import CsResponses
 from egress_sandbox.aliyun.faults import FaultRegistry
 from egress_sandbox.aliyun.hooks import CloudHooks
 from egress_sandbox.aliyun.lifecycle import Lifecycle
-from egress_sandbox.aliyun.records import Addon, CloudState
+from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.aliyun.slb import responses as slb_responses
 from egress_sandbox.aliyun.vpc import responses as vpc_responses
 from egress_sandbox.aliyun.vpc.models import VpcModel
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.httpserver import QuietHandler, ThreadedServer
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.scheduler import Scheduler
 from egress_sandbox.core.stuck import StuckRegistry, kind_of_id
@@ -34,17 +31,6 @@ from egress_sandbox.topology import Transition, Transitions
 
 VPC_VERSION = "2016-04-28"
 SLB_VERSION = "2014-05-15"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No per-request log lines: a query string may hold a security token."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        if type == "error":
-            super().log(type, message, *args)
 
 
 class _HeldLifecycle(Lifecycle):
@@ -112,40 +98,26 @@ class OpenApiServer:
             audit=audit,
         )
         self._host = host
-        self._requested_port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        # daemon_threads off: stop() waits for in-flight calls, so nothing writes after it.
+        self._http = ThreadedServer(
+            self.app,
+            host=host,
+            port=port,
+            name="openapi-server",
+            request_handler=QuietHandler,
+            daemon_threads=False,
+        )
 
     def start(self) -> None:
         """Bind and serve on a daemon thread; returns once the socket is listening."""
-        if self._server is not None:
-            return
-        self._server = make_server(
-            self._host, self._requested_port, self.app, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() waits at most this long
-            name="openapi-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("OpenApiServer is not started")
-        return int(self._server.server_port)
+        return self._http.port
 
     @property
     def endpoint(self) -> str:
@@ -159,49 +131,12 @@ class OpenApiServer:
         return self.lifecycle.advance(resource_id)
 
     def resume(self) -> None:
-        """After loading a saved world, pick up the transitions that were under way at ``down``.
+        """Start the transitions the cloud's records are in the middle of; call it once.
 
-        The scheduler's queue is not saved, so without this a SNAT entry saved as Pending (or a
-        task saved as running) would never move again. Each step is scheduled anew under the
-        current transition mode, so a manual mode still waits for ``advance``.
+        For a saved world (the scheduler's queue is not saved, so a SNAT entry saved as Pending
+        or a task saved as running would never move again) and for a fresh one alike (a
+        topology NAT gateway seeded ``Creating``). Each step is scheduled under the current
+        transition mode, so a manual mode still waits for ``advance``.
         """
-        with self.lock:
-            snat = [(e.snat_entry_id, e.status) for e in self.cloud.snat_entries.values()]
-            tasks = [t for t in self.cloud.tasks.values() if t.state == "running"]
-            work: list[tuple[str, str, list[Addon]]] = []
-            for task in tasks:
-                cluster = self.cloud.clusters.get(task.cluster_id)
-                addons = list(cluster.addons.values()) if cluster else []
-                wanted = "initial" if task.task_type == "cluster_addon_install" else "deleting"
-                work.append(
-                    (task.task_id, task.cluster_id, [a for a in addons if a.state == wanted])
-                )
-        for entry_id, status in snat:
-            if status in ("Pending", "Deleting"):
-                self.lifecycle.schedule(
-                    self.transitions.snat_entry,
-                    entry_id,
-                    functools.partial(self._settle_snat, entry_id, status),
-                    f"snat {entry_id} resumed from {status}",
-                )
-        for task_id, cluster_id, addons in work:
-            step: Callable[[], None]
-            if addons and addons[0].state == "initial":
-                reqs = [AddonRequest(a.name, a.version, a.config) for a in addons]
-                step = functools.partial(self.cs._finish_install, task_id, cluster_id, reqs)
-            else:
-                names = [a.name for a in addons]
-                step = functools.partial(self.cs._finish_uninstall, task_id, cluster_id, names)
-            self.lifecycle.schedule(
-                self.transitions.addon_install, task_id, step, f"task {task_id} resumed"
-            )
-
-    def _settle_snat(self, entry_id: str, status: str) -> None:
-        with self.lock:
-            entry = self.cloud.snat_entries.get(entry_id)
-            if entry is None or entry.status != status:
-                return
-            if status == "Pending":
-                entry.status = "Available"
-            else:
-                del self.cloud.snat_entries[entry_id]
+        self.vpc.resume()
+        self.cs.resume()

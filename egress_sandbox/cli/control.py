@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from egress_sandbox.cli.parsers import sub_parser
 from egress_sandbox.control.actions import APIS, MODES, normalize_since
 from egress_sandbox.control.client import ControlClient, ControlError
 from egress_sandbox.core.audit import AuditLog
@@ -209,66 +210,120 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return run
 
 
-def add_parsers(sub: Any) -> None:
-    """Add ``fault``, ``transition`` and ``audit`` to the top-level subparsers."""
-    fault = sub.add_parser(
-        "fault", help="inject failures (in memory only)", description=MEMORY_ONLY
-    )
-    fsub = fault.add_subparsers(dest="fault_command", required=True)
-    add = fsub.add_parser(
-        "add",
-        help="fail (or slow down) the next N calls of an action / k8s verb",
+FAULT_EPILOG = """\
+examples:
+  egress-sandbox fault add --api vpc --action CreateSnatEntry --code Throttling.User --status 400
+  egress-sandbox fault add --api k8s --action create --resource services \\
+      --code TooManyRequests --status 429 --count 2 --retry-after-ms 1000
+  egress-sandbox fault add --api cs --action '*' --latency-ms 2000
+  egress-sandbox fault stuck --kind snat_entry --id '*'
+  egress-sandbox fault list
+  egress-sandbox fault clear"""
+
+TRANSITION_EPILOG = """\
+kinds: snat_entry (Pending -> Available), nat_gateway, addon_install (CS task),
+mse_gateway (MseIngressConfig phases). Modes: immediate, timed (--seconds), manual (advance).
+
+examples:
+  egress-sandbox transition set --kind snat_entry --mode manual
+  egress-sandbox transition advance --id snat-...
+  egress-sandbox transition set --kind mse_gateway --mode timed --seconds 5"""
+
+AUDIT_EPILOG = """\
+Reads the running sandbox, or the audit.jsonl of a stopped one. MUTATING marks write requests
+(also refused ones); dry runs and access reviews change nothing and are not marked.
+
+examples:
+  egress-sandbox audit --since 10m --mutating
+  egress-sandbox audit --api k8s --json"""
+
+
+def _add_fault_parsers(sub: Any) -> None:
+    fault = sub_parser(
+        sub,
+        "fault",
+        "inject failures, slowness and stuck resources (in memory only)",
         description=MEMORY_ONLY,
+        epilog=FAULT_EPILOG,
     )
-    add.add_argument("--api", required=True, choices=APIS)
+    fsub = fault.add_subparsers(dest="fault_command", required=True, metavar="SUBCOMMAND")
+    add = sub_parser(
+        fsub,
+        "add",
+        "fail (or slow down) the next N calls of an action / k8s verb",
+        description="Fail (or slow down) the next N matching calls. " + MEMORY_ONLY,
+        epilog=FAULT_EPILOG,
+    )
+    add.add_argument("--api", required=True, choices=APIS, help="which API the fault is on")
     add.add_argument(
         "--action", required=True, help="OpenAPI action (e.g. CreateSnatEntry) or k8s verb, or *"
     )
     add.add_argument("--resource", help="k8s resource plural (e.g. services); default: any")
     add.add_argument("--code", default="", help="error Code (cloud) or Status reason (k8s)")
-    add.add_argument("--status", type=int, default=0, help="HTTP status, 400..599")
+    add.add_argument("--status", type=int, default=0, help="HTTP status, 400..599 (with --code)")
     add.add_argument("--count", type=int, default=1, help="how many calls fail (default 1)")
     add.add_argument("--message", default="", help="error message")
-    add.add_argument("--retry-after-ms", type=int, help="cloud: ThrottlingException retry_after")
+    add.add_argument(
+        "--retry-after-ms", type=int, help="Retry-After to send (SDK: ThrottlingException)"
+    )
     add.add_argument("--latency-ms", type=int, default=0, help="delay before answering")
     add.set_defaults(func=_guard(cmd_fault_add))
-    lst = fsub.add_parser("list", help="pending faults and stuck holds")
-    lst.add_argument("--json", action="store_true")
+    lst = sub_parser(fsub, "list", "pending faults and stuck holds")
+    lst.add_argument("--json", action="store_true", help="JSON instead of a table")
     lst.set_defaults(func=_guard(cmd_fault_list))
-    clear = fsub.add_parser("clear", help="remove every fault and hold (held resources move on)")
+    clear = sub_parser(fsub, "clear", "remove every fault and hold (held resources move on)")
     clear.set_defaults(func=_guard(cmd_fault_clear))
-    stuck = fsub.add_parser("stuck", help="keep a resource in its current state until clear")
-    stuck.add_argument("--kind", required=True, choices=KINDS)
+    stuck = sub_parser(fsub, "stuck", "keep a resource in its current state until fault clear")
+    stuck.add_argument("--kind", required=True, choices=KINDS, help="what kind of resource")
     stuck.add_argument(
         "--id", required=True, help="snat-…, ngw-…, task T-…, MseIngressConfig name, or *"
     )
     stuck.set_defaults(func=_guard(cmd_fault_stuck))
-    fail = fsub.add_parser("mse-fail", help="put a MseIngressConfig into phase Failed")
-    fail.add_argument("--name", required=True)
-    fail.add_argument("--message", required=True)
+    fail = sub_parser(fsub, "mse-fail", "put a MseIngressConfig into phase Failed")
+    fail.add_argument("--name", required=True, help="the MseIngressConfig")
+    fail.add_argument("--message", required=True, help="its status.message")
     fail.set_defaults(func=_guard(cmd_fault_mse_fail))
-    drop = fsub.add_parser("drop-watches", help="end open watch streams (clients must re-watch)")
+    drop = sub_parser(fsub, "drop-watches", "end open watch streams (clients must re-watch)")
     drop.add_argument("--resource", help="only watches of this resource plural")
     drop.set_defaults(func=_guard(cmd_fault_drop_watches))
-    reset = fsub.add_parser("reset", help="clear faults and holds; transition modes as at start")
+    reset = sub_parser(fsub, "reset", "clear faults and holds; transition modes as at start")
     reset.set_defaults(func=_guard(cmd_fault_reset))
 
-    trans = sub.add_parser("transition", help="how resources move between states, at run time")
-    tsub = trans.add_subparsers(dest="transition_command", required=True)
-    tset = tsub.add_parser("set", help="change a kind's mode (in memory only)")
-    tset.add_argument("--kind", required=True, choices=KINDS)
-    tset.add_argument("--mode", required=True, choices=MODES)
+
+def _add_transition_parsers(sub: Any) -> None:
+    trans = sub_parser(
+        sub,
+        "transition",
+        "how resources move between states, changed at run time (in memory only)",
+        epilog=TRANSITION_EPILOG,
+    )
+    tsub = trans.add_subparsers(dest="transition_command", required=True, metavar="SUBCOMMAND")
+    tset = sub_parser(
+        tsub,
+        "set",
+        "change a kind's mode for transitions that start from now",
+        epilog=TRANSITION_EPILOG,
+    )
+    tset.add_argument("--kind", required=True, choices=KINDS, help="what kind of resource")
+    tset.add_argument("--mode", required=True, choices=MODES, help="how it moves on")
     tset.add_argument("--seconds", type=float, help="delay of mode timed")
     tset.set_defaults(func=_guard(cmd_transition_set))
-    adv = tsub.add_parser("advance", help="run the waiting step of a manual transition")
+    adv = sub_parser(tsub, "advance", "run the waiting step of a manual transition")
     adv.add_argument("--id", required=True, help="SNAT entry id, CS task id or config name")
     adv.set_defaults(func=_guard(cmd_transition_advance))
-    tlist = tsub.add_parser("list", help="the current modes")
+    tlist = sub_parser(tsub, "list", "the current mode of each kind")
     tlist.set_defaults(func=_guard(cmd_transition_list))
 
-    audit = sub.add_parser("audit", help="every API request the sandbox answered")
+
+def add_parsers(sub: Any) -> None:
+    """Add ``fault``, ``transition`` and ``audit`` to the top-level subparsers."""
+    _add_fault_parsers(sub)
+    _add_transition_parsers(sub)
+    audit = sub_parser(sub, "audit", "every API request the sandbox answered", epilog=AUDIT_EPILOG)
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     audit.add_argument("--since", help="ISO time, or relative: 30s, 10m, 2h, 1d")
-    audit.add_argument("--mutating", action="store_true", help="only requests that wrote")
+    audit.add_argument(
+        "--mutating", action="store_true", help="only write requests (no reads, dry runs, reviews)"
+    )
     audit.add_argument("--api", choices=(*APIS, "control"), help="only this API")
     audit.set_defaults(func=_guard(cmd_audit))

@@ -27,6 +27,7 @@ from egress_sandbox.sandbox import SANDBOX_FILE
 UP_DEADLINE_SECONDS = 60.0
 # Stopping includes writing state.json; a big world takes a moment.
 DOWN_DEADLINE_SECONDS = 30.0
+SIGNAL_POLL_SECONDS = 0.1
 
 
 def _read_info(home: Path) -> dict[str, Any] | None:
@@ -43,7 +44,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, not yet reaped. The sandbox is an orphan (its `up` has exited): init reaps it,
+    and a container's init may take a second or more, or never do it; `down` must not wait."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no procfs (macOS): kill(pid, 0) is all there is
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the name in (...) may hold spaces
 
 
 def _answers(hostport: str) -> bool:
@@ -193,6 +204,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except persistence.StateError as exc:
         logging.getLogger("egress_sandbox").error("%s", exc)
         return 2
-    done.wait()
+    # Never an untimed wait: the kernel may deliver SIGTERM to any of the sandbox's threads, and
+    # Python runs the handler only when the main thread next runs bytecode. An untimed wait
+    # would then sleep on (until `down` gives up and kills it, unsaved).
+    while not done.wait(SIGNAL_POLL_SECONDS):
+        pass
     sandbox.stop()
     return 0

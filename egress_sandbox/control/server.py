@@ -24,17 +24,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from egress_sandbox.control.actions import SandboxControls
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.httpserver import QuietHandler, ThreadedServer
 from egress_sandbox.core.ids import IdFactory
 
 if TYPE_CHECKING:
@@ -42,11 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PREFIX = "/_sandbox"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class _Denied(Exception):
@@ -177,48 +171,14 @@ class ControlApp:
         return handlers[(endpoint, request.method)]()
 
 
-class ControlServer:
+class ControlServer(ThreadedServer):
     """Serves a ControlApp on a loopback port, on a daemon thread."""
 
     def __init__(self, app: ControlApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not host.startswith("127."):
-            raise ValueError("the control endpoint binds loopback addresses only")
-        self.app = app
-        self._host = host
-        self._requested_port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._server = make_server(
-            self._host, self._requested_port, self.app, threaded=True, request_handler=_QuietHandler
+        super().__init__(
+            app, host=host, port=port, name="control-server", request_handler=QuietHandler
         )
-        self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded server
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="control-server",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ControlServer is not started")
-        return int(self._server.server_port)
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.port}{PREFIX}"
+        return f"http://{self.host}:{self.port}{PREFIX}"

@@ -53,6 +53,7 @@ class GatewayContext:
     origin_http_port: Callable[[], int]
     origin_https_port: Callable[[], int]
     request_id: Callable[[], str]
+    scheme: str = "http"  # "https" on listener 443, after TLS termination
 
 
 def _tls_client_context() -> ssl.SSLContext:
@@ -165,7 +166,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
         # Headers the FAQ says the gateway adds (reference section 5, "Host header").
         out.append(("x-forwarded-for", f"{xff}, {client}" if xff else client))
         if "x-forwarded-proto" not in names:
-            out.append(("x-forwarded-proto", "http"))
+            out.append(("x-forwarded-proto", self.ctx.scheme))
         if "x-request-id" not in names:
             out.append(("x-request-id", self.ctx.request_id()))
         out.append(("req-start-time", str(int(time.time() * 1000))))

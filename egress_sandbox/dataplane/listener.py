@@ -1,7 +1,9 @@
 """A threaded TCP/UNIX listener: one daemon thread accepting, one daemon thread per connection.
 
 ``stop()`` closes the listening socket and every open connection, then joins the threads
-within a deadline, so a stopped sandbox leaves no sockets or threads behind.
+within a deadline, so a stopped sandbox leaves no sockets or threads behind. With ``tls`` each
+connection is wrapped (server side) on its own thread before the handler sees it, so a slow
+handshake never holds up the accept loop.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +23,28 @@ CONN_TIMEOUT = 30.0  # idle limit per connection: every blocking read has a dead
 
 
 class Listener:
-    def __init__(self, name: str, sock: socket.socket, handle: Handler) -> None:
+    def __init__(
+        self,
+        name: str,
+        sock: socket.socket,
+        handle: Handler,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.name = name
         self.sock = sock
         self._handle = handle
+        self._tls = tls
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._thread = threading.Thread(
             target=self._accept_loop, name=f"{name}-accept", daemon=True
         )
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
 
     def start(self) -> None:
         self.sock.settimeout(ACCEPT_POLL)
@@ -55,8 +70,12 @@ class Listener:
             t.start()
 
     def _serve(self, conn: socket.socket) -> None:
+        sock: socket.socket | None = conn
         try:
-            self._handle(conn)
+            if self._tls is not None:
+                sock = self._handshake(conn, self._tls)
+            if sock is not None:
+                self._handle(sock)
         except OSError:
             pass  # the peer went away or stop() closed the socket under us
         except Exception:
@@ -64,7 +83,27 @@ class Listener:
         finally:
             with self._lock:
                 self._conns.pop(conn, None)
+                if sock is not None:
+                    self._conns.pop(sock, None)
+            if sock is not None:
+                _close(sock)
             _close(conn)
+
+    def _handshake(self, conn: socket.socket, tls: ssl.SSLContext) -> ssl.SSLSocket | None:
+        """The TLS socket over ``conn`` (which it takes over), or None when the handshake fails."""
+        try:
+            wrapped = tls.wrap_socket(conn, server_side=True)  # bounded by CONN_TIMEOUT
+        except (ssl.SSLError, OSError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.name, exc)
+            return None
+        with self._lock:
+            # stop() must shut down the TLS socket now: ``conn`` gave its descriptor away.
+            thread = self._conns.pop(conn, None)
+            if thread is None:
+                wrapped.close()
+                return None
+            self._conns[wrapped] = thread
+        return wrapped
 
     def stop(self, timeout: float = 3.0) -> None:
         deadline = time.monotonic() + timeout

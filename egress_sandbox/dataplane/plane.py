@@ -1,4 +1,4 @@
-"""DataPlane: the origin ("internet"), one gateway proxy per open CLB, and the pod network."""
+"""DataPlane: the origin ("internet"), gateway proxies per CLB listener, and the pod network."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from egress_sandbox.dataplane import gateway, routes
 from egress_sandbox.dataplane.listener import Listener
 from egress_sandbox.dataplane.origin import OriginServer
 from egress_sandbox.dataplane.podnet import PodNetwork
+from egress_sandbox.dataplane.tls import GatewayTls, Pem, find_certificate
 from egress_sandbox.k8s.store import Store
 
 log = logging.getLogger(__name__)
 ORIGIN_HOST = "127.0.0.1"
+HTTP_PORT, HTTPS_PORT = 80, 443  # the CLB listeners the gateway serves
 
 
 class DataPlane:
@@ -31,14 +33,17 @@ class DataPlane:
         cloud_lock: threading.RLock,
         ids: IdFactory,
         pki: SandboxPki,
-        prefer_port: int = 80,
+        prefer_port: int = HTTP_PORT,
+        prefer_tls_port: int = HTTPS_PORT,
         podnet_socket: Path | None = None,
     ) -> None:
         self.store = store
         self.cloud = cloud
         self.cloud_lock = cloud_lock
         self.ids = ids
+        self.pki = pki
         self.prefer_port = prefer_port
+        self.prefer_tls_port = prefer_tls_port
         self.origin = OriginServer(pki, ORIGIN_HOST)
         self.podnet = (
             PodNetwork(
@@ -52,7 +57,7 @@ class DataPlane:
             else None
         )
         self._lock = threading.Lock()
-        self._gateways: dict[str, Listener] = {}
+        self._gateways: dict[str, dict[int, Listener]] = {}  # CLB id -> listener port -> ...
 
     @property
     def origin_ports(self) -> tuple[int, int]:
@@ -66,7 +71,8 @@ class DataPlane:
 
     def stop(self) -> None:
         with self._lock:
-            listeners, self._gateways = list(self._gateways.values()), {}
+            listeners = [x for per_clb in self._gateways.values() for x in per_clb.values()]
+            self._gateways = {}
         for listener in listeners:
             listener.stop()
         if self.podnet is not None:
@@ -76,45 +82,73 @@ class DataPlane:
     # ---- CLBs --------------------------------------------------------------------------------
 
     def open_clb(self, lb: LoadBalancer) -> int:
-        """Listen on ``lb.address``: port ``prefer_port`` if possible, else a free port.
+        """Serve ``lb``'s listeners on ``lb.address``; returns the real port of listener 80.
 
-        The port is stored in ``lb.listen_port`` (under ``cloud_lock``) and returned.
-        Opening an already open CLB returns its port.
+        Listener 80 (HTTP) is always served; 443 (HTTPS, TLS terminated here) while the CLB has
+        an https listener on 443, and a listener the CLB no longer has is closed: calling this
+        again after the CLB's listeners changed brings the data plane in line. Each listener
+        binds its own port if it can, else a free port; ``lb.listen_ports`` records which
+        (under ``cloud_lock``), for the pod network and the Ingress status.
         """
-        with self._lock:
-            if lb.load_balancer_id in self._gateways:
-                return int(self._gateways[lb.load_balancer_id].sock.getsockname()[1])
-            sock = _bind(lb.address, self.prefer_port)
-            port = int(sock.getsockname()[1])
-            ctx = gateway.GatewayContext(
-                lb_id=lb.load_balancer_id,
-                decide=functools.partial(self._decide, lb.load_balancer_id),
-                origin_host=ORIGIN_HOST,
-                origin_http_port=lambda: self.origin.http_port,
-                origin_https_port=lambda: self.origin.https_port,
-                request_id=self.ids.uuid,
-            )
-            listener = Listener(f"gw-{lb.address}", sock, lambda c: gateway.serve(c, ctx))
-            self._gateways[lb.load_balancer_id] = listener
         with self.cloud_lock:
-            lb.listen_port = port
-        listener.start()
-        log.info("data plane: CLB %s listening on %s:%d", lb.load_balancer_id, lb.address, port)
-        return port
+            lb_id, address = lb.load_balancer_id, lb.address
+            wanted = {HTTP_PORT} | {
+                HTTPS_PORT
+                for e in lb.listeners
+                if int(e["port"]) == HTTPS_PORT and e.get("protocol") == "https"
+            }
+        with self._lock:
+            current = self._gateways.setdefault(lb_id, {})
+            opened = {p: self._listener(lb_id, address, p) for p in wanted - current.keys()}
+            current.update(opened)
+            closed = [current.pop(p) for p in sorted(current.keys() - wanted)]
+            real = {p: listener.port for p, listener in current.items()}
+        for listener in closed:
+            listener.stop()  # before the port leaves listen_ports: nobody may find it open then
+        with self.cloud_lock:
+            lb.listen_ports = real
+        for listener in opened.values():
+            listener.start()  # bound and listening already: early connections wait in backlog
+            log.info("data plane: CLB %s listening on %s:%d", lb_id, address, listener.port)
+        return real[HTTP_PORT]
+
+    def _listener(self, lb_id: str, address: str, port: int) -> Listener:
+        """A not yet started listener for ``port`` of a CLB (called with ``_lock`` held)."""
+        tls = port == HTTPS_PORT
+        sock = _bind(address, self.prefer_tls_port if tls else self.prefer_port)
+        ctx = gateway.GatewayContext(
+            lb_id=lb_id,
+            decide=functools.partial(self._decide, lb_id),
+            origin_host=ORIGIN_HOST,
+            origin_http_port=lambda: self.origin.http_port,
+            origin_https_port=lambda: self.origin.https_port,
+            request_id=self.ids.uuid,
+            scheme="https" if tls else "http",
+        )
+        terminate = (
+            GatewayTls(self.pki, address, functools.partial(self._certificate, lb_id)).context
+            if tls
+            else None
+        )
+        return Listener(
+            f"gw-{address}:{port}", sock, lambda c: gateway.serve(c, ctx), tls=terminate
+        )
 
     def close_clb(self, lb_id: str) -> None:
         with self._lock:
-            listener = self._gateways.pop(lb_id, None)
-        if listener is not None:
+            listeners = self._gateways.pop(lb_id, {})
+        for listener in listeners.values():
             listener.stop()
 
     def open_ports(self) -> dict[str, int]:
+        """CLB id -> the real port of its listener 80, for every open CLB."""
         with self._lock:
-            return {k: int(v.sock.getsockname()[1]) for k, v in self._gateways.items()}
+            return {k: v[HTTP_PORT].port for k, v in self._gateways.items() if HTTP_PORT in v}
 
-    # ---- the decision per request ------------------------------------------------------------
+    # ---- the decisions per connection and per request ---------------------------------------
 
-    def _decide(self, lb_id: str, host: str, path: str) -> gateway.Decision:
+    def _gateway_of(self, lb_id: str) -> tuple[str, str | None]:
+        """(config name, egress IP) of the gateway behind a CLB; ("", None) when detached."""
         with self.cloud_lock:
             gw = next(
                 (
@@ -124,11 +158,21 @@ class DataPlane:
                 ),
                 None,
             )
-            config_name = gw.config_name if gw else ""
-            egress = self.cloud.snat_egress_ip(gw.vswitch_ids[0]) if gw else None
+            if gw is None:
+                return "", None
+            return gw.config_name, self.cloud.snat_egress_ip(gw.vswitch_ids[0])
+
+    def _decide(self, lb_id: str, host: str, path: str) -> gateway.Decision:
+        config_name, egress = self._gateway_of(lb_id)
         if not config_name:
             return gateway.Decision(None, None)
         return gateway.Decision(routes.lookup(self.store, config_name, host, path), egress)
+
+    def _certificate(self, lb_id: str, sni: str) -> Pem | None:
+        config_name, _ = self._gateway_of(lb_id)
+        if not config_name:
+            return None
+        return find_certificate(self.store, routes.ordered_ingresses(self.store, config_name), sni)
 
 
 def _bind(address: str, prefer_port: int) -> socket.socket:
@@ -141,7 +185,7 @@ def _bind(address: str, prefer_port: int) -> socket.socket:
             s.close()
             raise
         # Without privileges (or with port taken) the CLB listens on a free port instead;
-        # the port is carried in lb.listen_port and in the Ingress status.
+        # the port is carried in lb.listen_ports and in the Ingress status.
         s.bind((address, 0))
     s.listen(64)
     return s

@@ -2,7 +2,9 @@
 
 Pods (curl in an empty network namespace) can only reach the world through it. It decides as
 the VPC would for traffic from a node-vSwitch pod:
-- a CLB address, port 80 -> that CLB's real listener (pods always see port 80);
+- a CLB address, port 80 (or 443 while the CLB has a TLS listener) -> that listener's real
+  port (pods always see 80 and 443, whatever the data plane could bind); the real port itself
+  is reachable too, since the Ingress status carries it when the listener had to move;
 - any other private or loopback address -> refused by ruleset (0x02);
 - a public address or a domain name -> only when the node vSwitch has SNAT, and then to the
   origin with a PROXY header carrying the EIP; otherwise host unreachable (0x04).
@@ -133,14 +135,17 @@ class PodNetwork:
     def _dial(self, host: str, port: int, *, is_ip: bool) -> socket.socket:
         with self.cloud_lock:
             lb = next((lb for lb in self.cloud.load_balancers.values() if lb.address == host), None)
-            listen_port = lb.listen_port if lb is not None else 0
+            real_ports = dict(lb.listen_ports) if lb is not None else {}
             cluster = next(iter(self.cloud.clusters.values()), None)
             node_vsw = cluster.vswitch_ids[0] if cluster else ""
             egress_ip = self.cloud.snat_egress_ip(node_vsw)
         if lb is not None:
-            if port != 80:
-                raise _Refuse(REFUSED)  # only the port 80 listener exists
-            return self._connect_local(host, listen_port)
+            if port in real_ports:
+                return self._connect_local(host, real_ports[port])
+            if port in real_ports.values():
+                # A client that read the moved port from the Ingress status, as egress_lib does.
+                return self._connect_local(host, port)
+            raise _Refuse(REFUSED)  # the CLB has no listener on this port
         if is_ip and not ipaddress.IPv4Address(host).is_global:
             raise _Refuse(NOT_ALLOWED)
         if egress_ip is None:

@@ -87,9 +87,9 @@ def _candidates(ingresses: list[Obj], host: str, path: str) -> list[tuple[Any, .
     return sorted(out, key=lambda c: c[:4])
 
 
-def lookup(store: Store, config_name: str, host: str, path: str) -> Upstream | None:
-    """The upstream for a request, or None when no route matches (Envoy answers 404)."""
-    ingresses = sorted(
+def ordered_ingresses(store: Store, config_name: str) -> list[Obj]:
+    """The Ingresses a gateway serves, oldest first: on a conflict the oldest one wins."""
+    return sorted(
         bound_ingresses(store, config_name),
         key=lambda i: (
             i["metadata"].get("creationTimestamp", ""),
@@ -97,6 +97,11 @@ def lookup(store: Store, config_name: str, host: str, path: str) -> Upstream | N
             i["metadata"]["name"],
         ),
     )
+
+
+def lookup(store: Store, config_name: str, host: str, path: str) -> Upstream | None:
+    """The upstream for a request, or None when no route matches (Envoy answers 404)."""
+    ingresses = ordered_ingresses(store, config_name)
     found = _candidates(ingresses, host, path)
     if found:
         ing, backend = found[0][4], found[0][5]

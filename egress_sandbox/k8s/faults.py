@@ -9,11 +9,11 @@ and fairness (429) or an etcd timeout (504) would bite. Faults live in memory on
 from __future__ import annotations
 
 import math
-import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from egress_sandbox.core.faults import FaultQueue, validate
 from egress_sandbox.k8s.errors import ApiError
 from egress_sandbox.k8s.store import Store
 
@@ -52,11 +52,10 @@ class InjectedError(ApiError):
 
 
 class KubeFaultRegistry:
-    """Thread-safe list of pending faults, consumed in the order they were added."""
+    """Pending Kubernetes faults, consumed in the order they were added (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[KubeFault] = []
+        self._queue: FaultQueue[KubeFault] = FaultQueue()
 
     def add(
         self,
@@ -72,36 +71,23 @@ class KubeFaultRegistry:
     ) -> KubeFault:
         if verb not in VERBS:
             raise ValueError(f"unknown verb {verb!r}; one of {', '.join(VERBS)}")
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if reason and not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (400..599)")
-        if not reason and not latency_ms:
-            raise ValueError("a fault needs a reason, a latency, or both")
-        fault = KubeFault(
-            verb, resource or ANY, reason, status, count, message, retry_after_ms, latency_ms
+        validate(
+            error=reason, status=status, count=count, latency_ms=latency_ms, error_name="a reason"
         )
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        return self._queue.push(
+            KubeFault(
+                verb, resource or ANY, reason, status, count, message, retry_after_ms, latency_ms
+            )
+        )
 
     def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [asdict(f) for f in self._faults]
+        return self._queue.list()
 
     def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._queue.clear()
 
     def take(self, verb: str, resource: str) -> KubeFault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.verb in (verb, ANY) and fault.resource in (resource, ANY):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return KubeFault(**asdict(fault))
-        return None
+        return self._queue.take(lambda f: f.verb in (verb, ANY) and f.resource in (resource, ANY))
 
     def check(self, verb: str, resource: str) -> None:
         """Apply the first matching fault: sleep its latency, then raise its error if any."""

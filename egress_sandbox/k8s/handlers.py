@@ -287,7 +287,8 @@ def _apply_patch(mt: str, current: Obj, body: Any, schema: Any) -> Any:
     return patch.strategic_merge(current, body, schema)
 
 
-def _delete_options(request: Request) -> Obj:
+def delete_options(request: Request) -> Obj:
+    """DeleteOptions from the body and the query (the router reads them first, for the audit)."""
     data = bodies.raw_body(request)
     opts: Obj = {}
     if data.strip():
@@ -320,8 +321,7 @@ def _delete_options(request: Request) -> Obj:
     return opts
 
 
-def delete(store: Store, t: Target, request: Request) -> Result:
-    opts = _delete_options(request)
+def delete(store: Store, t: Target, opts: Obj) -> Result:
     assert t.name is not None
     dry = bool(opts.get("dryRun"))
     pre = opts.get("preconditions") or {}
@@ -357,8 +357,7 @@ def _success(rt: ResourceType, obj: Obj) -> Obj:
     }
 
 
-def delete_collection(store: Store, t: Target, request: Request) -> Result:
-    opts = _delete_options(request)
+def delete_collection(store: Store, t: Target, request: Request, opts: Obj) -> Result:
     items, _rv = selected(store, t, request)
     deleted = []
     for o in items:

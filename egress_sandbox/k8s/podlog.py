@@ -54,20 +54,29 @@ def _bool(request: Request, key: str) -> bool:
     raise BadRequest(f'strconv.ParseBool: parsing "{raw}": invalid syntax')
 
 
-def parse(request: Request, pod: Obj) -> LogOptions:
-    """The request's PodLogOptions; 400/422 exactly where the apiserver refuses them."""
+def container_of(pod: Obj, container: str | None) -> str:
+    """The container a log request means: the one named, or the pod's only one (else 400).
+
+    The kubelet's log source applies the same rule to direct callers.
+    """
     name = pod["metadata"]["name"]
-    containers = [str(c.get("name")) for c in pod.get("spec", {}).get("containers") or []]
-    container = request.args.get("container")
+    containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
     if container is None:
         if len(containers) != 1:
             raise BadRequest(
                 f"a container name must be specified for pod {name}, choose one of: "
                 f"[{' '.join(containers)}]"
             )
-        container = containers[0]
-    elif container not in containers:
+        return containers[0]
+    if container not in containers:
         raise BadRequest(f"container {container} is not valid for pod {name}")
+    return container
+
+
+def parse(request: Request, pod: Obj) -> LogOptions:
+    """The request's PodLogOptions; 400/422 exactly where the apiserver refuses them."""
+    name = pod["metadata"]["name"]
+    container = container_of(pod, request.args.get("container"))
     opts = LogOptions(
         container=container,
         tail_lines=_int(request, "tailLines"),

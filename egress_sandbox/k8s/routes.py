@@ -40,7 +40,8 @@ class Ctx:
 
     user: User | None = None
     verb: str = ""
-    # Reviews are created, yet change nothing: the audit log must not count them as writes.
+    # Reviews are created and dry runs write, yet change nothing: the audit log must not count
+    # them as writes.
     read_only: bool = False
 
 
@@ -274,12 +275,20 @@ class ApiApp:
                 self.store, t, request, render, self.stopping, self.bookmark_interval
             )
             return Response(events, mimetype=_JSON, direct_passthrough=True)
-        status, body, headers = self._dispatch(verb, request, t)
+        status, body, headers = self._dispatch(verb, request, t, ctx)
         if table and verb in ("get", "list") and isinstance(body, dict):
             body = self._table(request, t, body)
         return _json(status, body, headers)
 
-    def _dispatch(self, verb: str, request: Request, t: Target) -> handlers.Result:
+    def _dispatch(self, verb: str, request: Request, t: Target, ctx: Ctx) -> handlers.Result:
+        # Any dryRun value means nothing is stored: "All" is a dry run, others are refused.
+        ctx.read_only = bool(request.args.getlist("dryRun"))
+        if verb in ("delete", "deletecollection"):
+            opts = handlers.delete_options(request)  # DeleteOptions may ask for it in the body
+            ctx.read_only = bool(opts.get("dryRun"))
+            if verb == "delete":
+                return handlers.delete(self.store, t, opts)
+            return handlers.delete_collection(self.store, t, request, opts)
         if verb == "get":
             return handlers.get(self.store, t)
         if verb == "list":
@@ -288,11 +297,7 @@ class ApiApp:
             return handlers.create(self.store, t, request)
         if verb == "update":
             return handlers.update(self.store, t, request)
-        if verb == "patch":
-            return handlers.patch_(self.store, t, request)
-        if verb == "delete":
-            return handlers.delete(self.store, t, request)
-        return handlers.delete_collection(self.store, t, request)
+        return handlers.patch_(self.store, t, request)
 
     def _namespace_exists(self, ns: str) -> None:
         nst = self.store.types.get("", "v1", "namespaces")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Callable
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.httpserver import ThreadedServer
 from egress_sandbox.k8s.auth import User
 from egress_sandbox.k8s.crds import install_crd_controller
 from egress_sandbox.k8s.routes import ApiApp
@@ -30,8 +28,6 @@ class KubeApiServer:
         audit: AuditLog | None = None,
         pod_logs: Callable[[str, str, str | None], str] | None = None,
     ) -> None:
-        if not host.startswith("127."):
-            raise ValueError("the sandbox API server binds loopback addresses only")
         self.store = store
         self.host = host
         self._port = port
@@ -41,12 +37,14 @@ class KubeApiServer:
         self.app = ApiApp(
             store, dict(users or {}), audit, pod_logs, lambda: f"{self.host}:{self.port}"
         )
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        # Watch streams are long requests: daemon threads, so stop() never waits for them.
+        self._http = ThreadedServer(
+            self.app, host=host, port=port, name="kube-apiserver", ssl_context=ssl_context
+        )
 
     @property
     def port(self) -> int:
-        return self._server.server_port if self._server else self._port
+        return self._http.port if self._http.running else self._port
 
     @property
     def url(self) -> str:
@@ -64,27 +62,14 @@ class KubeApiServer:
 
     def start(self) -> None:
         """Bind and serve on a daemon thread; returns once the socket is listening."""
-        if self._server is not None:
+        if self._http.running:
             return
         self.app.stopping.clear()
-        self._server = make_server(
-            self.host, self._port, self.app, threaded=True, ssl_context=self.ssl_context
-        )
-        # Handler threads must not keep the process alive (long watches).
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"kube-apiserver:{self.port}", daemon=True
-        )
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._server is None:
+        if not self._http.running:
             return
-        self.app.stopping.set()
         # Watch streams notice `stopping` within half a second; in-process watchers stay.
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self.app.stopping.set()
+        self._http.stop()

@@ -7,7 +7,10 @@ ImagePullBackOff). Deviations from a real kubelet, on purpose:
   ``waiting: CrashLoopBackOff`` (and ``lastState.terminated``) with the pod still Running;
 - under ``OnFailure`` a failed container is not restarted either: the pod ends Failed;
 - a run is capped at ``activeDeadlineSeconds`` or ``max_runtime`` (120 s), then the pod fails
-  with reason DeadlineExceeded.
+  with reason DeadlineExceeded;
+- a pod loaded from a saved world counts as having been on a node that rebooted: its running
+  containers end ``terminated`` (Unknown, 255), see ``_after_reboot``; pods saved before they
+  ran (Pending) run now.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.k8s import podlog
 from egress_sandbox.k8s.errors import BadRequest, Conflict, NotFound
 from egress_sandbox.k8s.store import Store, WatchEvent, now_rfc3339
 from egress_sandbox.k8s.types import ResourceType
@@ -38,6 +42,7 @@ Obj = dict[str, Any]
 PULL_BACKOFF = 0.3  # seconds between ErrImagePull and ImagePullBackOff
 POD_CIDR = "127.16.1.0/24"  # the node vSwitch: pod IPs are only reported, never dialled
 FIRST_POD_HOST = 100
+EXIT_LOST = 255  # what the runtime reports for a container it lost (the node rebooted)
 
 
 class Kubelet:
@@ -88,9 +93,50 @@ class Kubelet:
                 self.store.subscribe(self._on_event)
                 self._subscribed = True
         pods, _ = self.store.list(self.pods_rt)
-        for pod in pods:  # pods created before the node came up
-            if not (pod.get("status") or {}).get("phase"):
-                self._admit(pod)
+        for pod in pods:
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in (None, "", "Pending"):
+                self._admit(pod)  # created before the node came up, or saved before it ran
+            else:
+                self._after_reboot(pod)  # saved Running, Succeeded or Failed
+
+    def _after_reboot(self, pod: Obj) -> None:
+        """Take back a pod a saved world had bound here: its running containers died.
+
+        The sandbox going down is the node rebooting, which kills every container. What a real
+        kubelet then reports for a container the runtime lost is ``terminated`` with reason
+        ``Unknown`` and exit code 255 (not 137: nothing sent it a signal the runtime saw).
+        Under ``restartPolicy: Never`` (and ``OnFailure``, which this node never restarts) the
+        pod ends Failed; under ``Always`` it shows CrashLoopBackOff like any exited container.
+        Logs are not saved, so a restored container's log is empty.
+        """
+        if (pod.get("spec") or {}).get("nodeName") not in (None, "", self.node_name):
+            return
+        with self._lock:
+            if pod["metadata"]["uid"] in self._pods:
+                return
+            st = PodState.from_pod(pod, self._allocate_ip())
+            self._pods[st.uid] = st
+        for cs in st.containers:
+            running = cs.state.get("running")
+            if running is None:
+                continue
+            self._event(
+                pod,
+                "Rebooted",
+                f"Node {self.node_name} restarted; container {cs.name} was killed",
+                warning=True,
+            )
+            self._terminate(
+                st,
+                pod,
+                cs,
+                EXIT_LOST,
+                "",
+                str(running.get("startedAt") or ""),
+                timed_out=False,
+                reason="Unknown",
+            )
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
@@ -112,16 +158,7 @@ class Kubelet:
         pod = self.store.try_get(self.pods_rt, namespace, name)
         if pod is None:
             raise NotFound.of("pods", "", name)
-        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
-        if container is None:
-            if len(names) != 1:
-                raise BadRequest(
-                    f"a container name must be specified for pod {name}, "
-                    f"choose one of: [{' '.join(names)}]"
-                )
-            container = names[0]
-        if container not in names:
-            raise BadRequest(f"container {container} is not valid for pod {name}")
+        container = podlog.container_of(pod, container)
         with self._lock:
             st = self._pods.get(pod["metadata"]["uid"])
         cs = st.container(container) if st else None
@@ -153,17 +190,7 @@ class Kubelet:
         with self._lock:
             if uid in self._pods:
                 return
-            st = PodState(
-                uid=uid,
-                namespace=pod["metadata"]["namespace"],
-                name=pod["metadata"]["name"],
-                pod_ip=self._allocate_ip(),
-                restart_policy=spec.get("restartPolicy") or "Always",
-                containers=[
-                    ContainerState(c["name"], c.get("image", ""))
-                    for c in spec.get("containers") or []
-                ],
-            )
+            st = PodState.from_pod(pod, self._allocate_ip())
             self._pods[uid] = st
             # Runs the pod off the subscriber stack: the writer still holds Store.lock.
             t = threading.Thread(
@@ -289,10 +316,11 @@ class Kubelet:
         started: str,
         *,
         timed_out: bool,
+        reason: str | None = None,
     ) -> None:
         terminated = {
             "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
+            "reason": reason or ("Completed" if code == 0 else "Error"),
             "startedAt": started,
             "finishedAt": now_rfc3339(),
             "containerID": cs.container_id,

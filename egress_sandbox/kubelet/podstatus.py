@@ -41,6 +41,20 @@ class ContainerState:
     image_id: str = ""
     log: str = ""
 
+    @classmethod
+    def from_status(cls, name: str, image: str, reported: Obj) -> ContainerState:
+        """The state a saved ``containerStatuses`` entry describes (its log is not saved)."""
+        return cls(
+            name,
+            image,
+            state=dict(reported.get("state") or {"waiting": {"reason": "ContainerCreating"}}),
+            last_state=dict(reported.get("lastState") or {}),
+            started=bool(reported.get("started")),
+            ready=bool(reported.get("ready")),
+            container_id=str(reported.get("containerID") or ""),
+            image_id=str(reported.get("imageID") or ""),
+        )
+
     def status(self) -> Obj:
         out: Obj = {
             "name": self.name,
@@ -72,6 +86,38 @@ class PodState:
     deleted: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     transitions: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_pod(cls, pod: Obj, pod_ip: str) -> PodState:
+        """The node's view of ``pod``: fresh for a new pod, as reported for a saved one.
+
+        ``pod_ip`` is used only when the pod has none yet.
+        """
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        status = pod.get("status") or {}
+        reported = {c.get("name"): c for c in status.get("containerStatuses") or []}
+        st = cls(
+            uid=meta["uid"],
+            namespace=meta["namespace"],
+            name=meta["name"],
+            pod_ip=status.get("podIP") or pod_ip,
+            restart_policy=spec.get("restartPolicy") or "Always",
+            containers=[
+                ContainerState.from_status(
+                    c["name"], c.get("image", ""), reported.get(c["name"], {})
+                )
+                for c in spec.get("containers") or []
+            ],
+            phase=status.get("phase") or "Pending",
+            reason=status.get("reason") or "",
+            message=status.get("message") or "",
+        )
+        if status.get("startTime"):
+            st.start_time = status["startTime"]
+        for cond in status.get("conditions") or []:
+            # Conditions keep their saved transition times until their status changes.
+            st.transitions[cond["type"]] = (cond["status"], cond.get("lastTransitionTime") or "")
+        return st
 
     def container(self, name: str) -> ContainerState | None:
         return next((c for c in self.containers if c.name == name), None)

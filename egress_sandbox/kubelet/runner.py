@@ -22,6 +22,8 @@ from pathlib import Path
 
 CURL = "/usr/bin/curl"
 _NS_WRAPPER = 'mount --bind "$1" /etc/resolv.conf 2>/dev/null; shift; exec "$@"'
+# An empty network namespace with a private mount namespace, running a shell command in it.
+_UNSHARE_NET_MOUNT = ["--net", "--mount", "--propagation", "private", "/bin/sh", "-c"]
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,7 @@ def probe_isolation(resolv: Path) -> Isolation:
     unshare = shutil.which("unshare")
     if unshare is None or not _ok([unshare, "--net", "true"]):
         return Isolation(False, False)
-    mount = _ok(
-        [
-            unshare,
-            "--net",
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            'mount --bind "$0" /etc/resolv.conf',
-            str(resolv),
-        ]
-    )
+    mount = _ok([unshare, *_UNSHARE_NET_MOUNT, 'mount --bind "$0" /etc/resolv.conf', str(resolv)])
     return Isolation(True, mount)
 
 
@@ -90,19 +80,7 @@ class CurlProcess:
         # -q first: no curlrc is read, so nothing outside the argv can change the proxy.
         argv = [CURL, "-q", *args]
         if isolation.net and isolation.mount:
-            argv = [
-                "unshare",
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                _NS_WRAPPER,
-                "sh",
-                str(resolv),
-                *argv,
-            ]
+            argv = ["unshare", *_UNSHARE_NET_MOUNT, _NS_WRAPPER, "sh", str(resolv), *argv]
         elif isolation.net:
             argv = ["unshare", "--net", *argv]
         self._argv = argv

@@ -21,7 +21,7 @@ from egress_sandbox.core.stuck import StuckRegistry
 from egress_sandbox.k8s.errors import Conflict, NotFound
 from egress_sandbox.k8s.store import Store, WatchEvent
 from egress_sandbox.mse import gateway as gwmod
-from egress_sandbox.mse import ingress_status, install
+from egress_sandbox.mse import ingress_status, install, listeners
 from egress_sandbox.mse.binding import config_type_registered
 from egress_sandbox.mse.crd import GROUP, MSE_INGRESS_CONFIG, PLURAL
 from egress_sandbox.topology import Transition, Transitions
@@ -163,6 +163,9 @@ class MseController:
             self._sync_requested = False
         if self._running:
             with self._serial:
+                # Listeners first: the status carries the real port of a newly opened 443.
+                for lb in listeners.sync(self.store, self.cloud, self.cloud_lock):
+                    self.dataplane.open_clb(lb)
                 ingress_status.sync_all(self.store, self.cloud, self.cloud_lock)
 
     # ---- reconcile ---------------------------------------------------------------------------

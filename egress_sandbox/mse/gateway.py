@@ -107,35 +107,33 @@ def provision(
         spec=instance.get("spec") or "4c8g",
         replicas=int(instance.get("replicas", 3)),
     )
-    tags = {TAG_CLUSTER: cluster_id, TAG_CONFIG: config_name}
     primary = cloud.vswitches[vswitches[0]]
-    private = _new_lb(
-        cloud,
-        ids,
-        name=f"{gw.name}-private",
-        vpc_id=cluster.vpc_id,
-        vswitch_id=primary.vswitch_id,
-        spec=network.get("privateSLBSpec") or DEFAULT_SLB_SPEC,
-        address_type="intranet",
-        address=_next_free_address(cloud, primary.cidr_block),
-        tags=tags,
+
+    def clb(kind: str, spec: str, address_type: str, block: str) -> LoadBalancer:
+        return _new_lb(
+            cloud,
+            ids,
+            name=f"{gw.name}-{kind}",
+            vpc_id=cluster.vpc_id,
+            vswitch_id=primary.vswitch_id,
+            spec=spec,
+            address_type=address_type,
+            address=_next_free_address(cloud, block),
+            tags={TAG_CLUSTER: cluster_id, TAG_CONFIG: config_name},
+        )
+
+    private = clb(
+        "private",
+        network.get("privateSLBSpec") or DEFAULT_SLB_SPEC,
+        "intranet",
+        primary.cidr_block,
     )
     gw.private_slb_id = private.load_balancer_id
     lbs = [private]
     # Only an explicit publicSLBSpec makes a public CLB: this is what the egress procedure
     # relies on, though the docs leave it UNCONFIRMED (reference 1.2, gap 2).
     if network.get("publicSLBSpec"):
-        public = _new_lb(
-            cloud,
-            ids,
-            name=f"{gw.name}-public",
-            vpc_id=cluster.vpc_id,
-            vswitch_id=primary.vswitch_id,
-            spec=network["publicSLBSpec"],
-            address_type="internet",
-            address=_next_free_address(cloud, PUBLIC_CLB_BLOCK),
-            tags=tags,
-        )
+        public = clb("public", network["publicSLBSpec"], "internet", PUBLIC_CLB_BLOCK)
         gw.public_slb_id = public.load_balancer_id
         lbs.append(public)
     cloud.gateways[gw.gateway_id] = gw

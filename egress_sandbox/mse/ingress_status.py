@@ -1,7 +1,8 @@
 """Writes ``status.loadBalancer`` of the Ingresses a Listening gateway serves, as MSE does.
 
 Bound Ingresses get ``[{"ip": <internal CLB address>}]`` (plus ``ports`` when the data plane
-could not bind port 80, so clients can still find it); unbound ones get an empty status.
+could not bind port 80 or 443, so clients can still find it: the real port of each listener, 80
+first); unbound ones get an empty status.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ def _desired(cloud: CloudState, cloud_lock: threading.RLock, cfg: Obj | None) ->
         if gw is None or lb is None:
             return {"loadBalancer": {}}, ""
         entry: Obj = {"ip": lb.address}
-        if lb.listen_port != 80:
-            entry["ports"] = [{"port": lb.listen_port, "protocol": "TCP"}]
+        real = sorted(lb.listen_ports.items())
+        if any(port != bound for port, bound in real):
+            # Every listener's real port in listener order (80 first), so ports[0] stays the
+            # HTTP port whichever listener had to move.
+            entry["ports"] = [{"port": bound, "protocol": "TCP"} for _, bound in real]
         return {"loadBalancer": {"ingress": [entry]}}, gw.gateway_id
 
 

@@ -38,19 +38,28 @@ class CloudModel:
         self._ids = ids
         self._lifecycle = lifecycle
         self._transitions = transitions
-        self.resume()
 
     def resume(self) -> None:
         """Schedule the transitions the cloud's records are in the middle of.
 
-        Runs on construction; run it again after the cloud's contents were replaced by a saved
-        world, since scheduled steps are not saved. The base model has none.
+        Call it once the model serves a cloud, fresh or loaded from a saved world: scheduled
+        steps are not saved, and a fresh topology may seed records mid-transition (a NAT
+        gateway ``Creating``). Not run on construction, so the owner decides when the clocks
+        start and nothing is scheduled twice. The base model has nothing to resume.
         """
 
     def _copies(self, table: Mapping[str, T]) -> list[T]:
         """Deep copies of a table's records, so callers can render them outside the lock."""
         with self.lock:
             return [copy.deepcopy(record) for record in table.values()]
+
+    def _copy_of(self, table: Mapping[str, T], key: str, missing: Callable[[], Exception]) -> T:
+        """A deep copy of ``table[key]``; raises ``missing()`` when there is no such record."""
+        with self.lock:
+            record = table.get(key)
+            if record is None:
+                raise missing()
+            return copy.deepcopy(record)
 
     def _later(
         self, transition: Transition, resource_id: str, step: Callable[[], None], reason: str

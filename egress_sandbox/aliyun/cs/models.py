@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,38 @@ class CsModel(CloudModel):
         super().__init__(cloud, lock=lock, ids=ids, lifecycle=lifecycle, transitions=transitions)
         self.hooks = hooks
 
+    def resume(self) -> None:
+        """Schedule the finish of every task still ``running`` (after a saved world loads).
+
+        The add-ons a task still works on are those in the state it leaves behind: ``initial``
+        for an install, ``deleting`` for an uninstall.
+        """
+        with self.lock:
+            work: list[tuple[Task, list[Addon]]] = []
+            for task in self.cloud.tasks.values():
+                if task.state != "running":
+                    continue
+                cluster = self.cloud.clusters.get(task.cluster_id)
+                install = task.task_type == "cluster_addon_install"
+                wanted = "initial" if install else "deleting"
+                addons = [
+                    a for a in (cluster.addons.values() if cluster else []) if a.state == wanted
+                ]
+                work.append((copy.copy(task), [copy.copy(a) for a in addons]))
+        for task, addons in work:
+            step: Callable[[], None]
+            if task.task_type == "cluster_addon_install":
+                reqs = [AddonRequest(a.name, a.version, a.config) for a in addons]
+                step = functools.partial(self._finish_install, task.task_id, task.cluster_id, reqs)
+            else:
+                names = [a.name for a in addons]
+                step = functools.partial(
+                    self._finish_uninstall, task.task_id, task.cluster_id, names
+                )
+            self._later(
+                self._transitions.addon_install, task.task_id, step, f"task {task.task_id} resumed"
+            )
+
     # --- queries --------------------------------------------------------------------------
 
     def _cluster(self, cluster_id: str) -> Cluster:
@@ -81,11 +114,9 @@ class CsModel(CloudModel):
             return copy.copy(addon)
 
     def task(self, task_id: str) -> Task:
-        with self.lock:
-            task = self.cloud.tasks.get(task_id)
-            if task is None:
-                raise errors.ErrorTaskNotFound(f"task {task_id} not found")
-            return copy.deepcopy(task)
+        return self._copy_of(
+            self.cloud.tasks, task_id, lambda: errors.ErrorTaskNotFound(f"task {task_id} not found")
+        )
 
     # --- install / uninstall ------------------------------------------------------------------
 

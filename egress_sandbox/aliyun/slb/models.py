@@ -58,6 +58,15 @@ def add_listener(cloud: CloudState, lb_id: str, *, port: int, protocol: str) -> 
     lb.listeners.sort(key=lambda entry: int(entry["port"]))
 
 
+def remove_listener(cloud: CloudState, lb_id: str, *, port: int) -> bool:
+    """Drop the listener on ``port``; False when there was none."""
+    lb = cloud.load_balancers[lb_id]
+    kept = [entry for entry in lb.listeners if int(entry["port"]) != port]
+    changed = len(kept) != len(lb.listeners)
+    lb.listeners = kept
+    return changed
+
+
 def delete_load_balancer(cloud: CloudState, lb_id: str) -> LoadBalancer | None:
     """Remove a CLB; returns it, or None when it did not exist (deleting twice is harmless)."""
     return cloud.load_balancers.pop(lb_id, None)

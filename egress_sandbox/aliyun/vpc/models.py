@@ -21,8 +21,8 @@ DryRun checks only what the real DryRun documents (required parameters, format, 
 not the business rules above.
 
 NAT gateways: one the cloud holds as ``Creating`` (the topology's ``status: Creating``, or a
-loaded state) becomes ``Available`` after the ``nat_gateway`` transition, counted from when the
-model starts. Until then its SNAT table takes no new entries (IncorrectStatus.NATGW).
+loaded state) becomes ``Available`` after the ``nat_gateway`` transition, counted from
+``resume()``. Until then its SNAT table takes no new entries (IncorrectStatus.NATGW).
 """
 
 from __future__ import annotations
@@ -75,10 +75,20 @@ class SnatSpec:
 
 class VpcModel(CloudModel):
     def resume(self) -> None:
-        """Schedule Creating -> Available for every NAT gateway the cloud holds as Creating."""
+        """Schedule the next step of every NAT gateway and SNAT entry caught mid-transition.
+
+        NAT gateways ``Creating`` -> ``Available``; SNAT entries ``Pending`` -> ``Available``
+        and ``Deleting`` -> gone, each under the current mode of its kind (so ``manual`` still
+        waits for ``advance``).
+        """
         with self.lock:
             creating = [
                 n.nat_gateway_id for n in self.cloud.nat_gateways.values() if n.status == "Creating"
+            ]
+            snat = [
+                (e.snat_entry_id, e.status)
+                for e in self.cloud.snat_entries.values()
+                if e.status in ("Pending", "Deleting")
             ]
         for nat_gateway_id in creating:
             self._move_later(
@@ -88,6 +98,15 @@ class VpcModel(CloudModel):
                 expect="Creating",
                 to="Available",
                 reason=f"nat {nat_gateway_id} available after create",
+            )
+        for entry_id, status in snat:
+            self._move_later(
+                self._transitions.snat_entry,
+                "snat_entries",
+                entry_id,
+                expect=status,
+                to="Available" if status == "Pending" else None,
+                reason=f"snat {entry_id} resumed from {status}",
             )
 
     # --- queries (each returns copies, safe to render outside the lock) ---------------------
@@ -99,11 +118,7 @@ class VpcModel(CloudModel):
         return self._copies(self.cloud.vswitches)
 
     def vswitch(self, vswitch_id: str) -> VSwitch:
-        with self.lock:
-            vsw = self.cloud.vswitches.get(vswitch_id)
-            if vsw is None:
-                raise errors.InvalidVSwitchIdNotFound()
-            return copy.copy(vsw)
+        return self._copy_of(self.cloud.vswitches, vswitch_id, errors.InvalidVSwitchIdNotFound)
 
     def nat_gateways(self) -> list[NatGateway]:
         return self._copies(self.cloud.nat_gateways)
@@ -132,11 +147,9 @@ class VpcModel(CloudModel):
             return copy.copy(self._nat_for_table(snat_table_id))
 
     def nat(self, nat_gateway_id: str) -> NatGateway:
-        with self.lock:
-            nat = self.cloud.nat_gateways.get(nat_gateway_id)
-            if nat is None:
-                raise errors.InvalidNatGatewayIdNotFound()
-            return copy.copy(nat)
+        return self._copy_of(
+            self.cloud.nat_gateways, nat_gateway_id, errors.InvalidNatGatewayIdNotFound
+        )
 
     # --- ClientToken idempotency -----------------------------------------------------------
 

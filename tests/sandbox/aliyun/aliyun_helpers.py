@@ -58,6 +58,7 @@ class World:
     hooks: RecordingHooks
     audit: AuditLog
     server: OpenApiServer
+    resumed_at: float = 0.0  # time.monotonic() when server.resume() ran
 
     def config(
         self,

@@ -8,6 +8,7 @@ import os
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -59,8 +60,10 @@ def world(topology: Topology) -> Iterator[World]:
         audit=audit,
     )
     server.start()
+    server.resume()  # as Sandbox.start does: seeded Creating NAT gateways start moving now
+    resumed_at = time.monotonic()
     try:
-        yield World(topology, cloud, lock, ids, hooks, audit, server)
+        yield World(topology, cloud, lock, ids, hooks, audit, server, resumed_at)
     finally:
         server.stop()
         scheduler.stop()

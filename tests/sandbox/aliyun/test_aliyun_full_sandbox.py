@@ -200,11 +200,6 @@ def _tls_ingress(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mse/gateway.py opens only listener 80; 443 is not added for an Ingress with "
-    "spec.tls (reported to the lead; remove this mark once it is)",
-)
 def test_4_tls_ingress_adds_listener_443(box: Sandbox) -> None:
     api_client = k8s_config.new_client_from_config(config_file=str(box.kubeconfig_path))
     try:

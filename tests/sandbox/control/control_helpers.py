@@ -2,62 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from alibabacloud_cs20151215.client import Client as CsClient
-from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_vpc20160428 import models as vpc_models
-from alibabacloud_vpc20160428.client import Client as VpcClient
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+
+# The control tests import these from here, with the helpers below.
+from sandbox_clients import REGION, cs, install_mse_addon, kube, sdk_config, vpc  # noqa: F401
+from waiting import wait_for  # noqa: F401
 
 from egress_sandbox.cli import main as cli_main
 from egress_sandbox.sandbox import Sandbox
 
-T = TypeVar("T")
-REGION = "cn-hangzhou"
-
-
-def wait_for(fn: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
 
 def cli(box: Sandbox, *args: str) -> int:
     return cli_main(["--home", str(box.home), *args])
-
-
-def sdk_config(box: Sandbox) -> open_api_models.Config:
-    return open_api_models.Config(
-        access_key_id=box.topology.access_key_id,
-        access_key_secret=box.topology.access_key_secret,
-        endpoint=box.aliyun.endpoint,
-        protocol="http",
-        region_id=REGION,
-        read_timeout=10000,
-        connect_timeout=5000,
-    )
-
-
-def vpc(box: Sandbox) -> VpcClient:
-    return VpcClient(sdk_config(box))
-
-
-def cs(box: Sandbox) -> CsClient:
-    return CsClient(sdk_config(box))
-
-
-def kube(box: Sandbox) -> k8s.ApiClient:
-    return k8s_config.new_client_from_config(str(box.kubeconfig_path), context="sandbox")
 
 
 def vswitch_id(box: Sandbox, name: str) -> str:

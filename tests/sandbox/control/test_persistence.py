@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from alibabacloud_cs20151215 import models as cs_models
-from control_helpers import configmap, create_snat, cs, kube, snat_status, wait_for
+from control_helpers import configmap, create_snat, install_mse_addon, kube, snat_status, wait_for
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -59,15 +58,7 @@ def _through_gateway(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _build_world(box: Sandbox) -> str:
     """Add-on, SNAT for the gateway's vSwitch, an ExternalName Service and its Ingress."""
-    addon = cs_models.InstallClusterAddonsRequestBody(
-        name="mse-ingress-controller", version="2.1.3"
-    )
-    task = cs(box).install_cluster_addons(
-        box.cluster_id, cs_models.InstallClusterAddonsRequest(body=[addon])
-    )
-    wait_for(
-        lambda: cs(box).describe_task_info(task.body.task_id).body.state == "success", 10, "task"
-    )
+    install_mse_addon(box)
     entry = create_snat(box, "nodes", name="egress")  # the default gateway sits in "nodes"
     wait_for(lambda: snat_status(box, entry) == "Available", 5, "SNAT entry")
     api = kube(box)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from waiting import wait_for  # the tests import it from here
 
 from egress_sandbox.aliyun.records import CloudState, SnatEntry
 from egress_sandbox.core.ids import IdFactory
@@ -25,20 +25,26 @@ from egress_sandbox.mse.controller import MseController
 from egress_sandbox.mse.crd import MSE_INGRESS_CONFIG
 from egress_sandbox.topology import Topology, Transition, Transitions, build_cloud
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
-def wait_for(fn: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll ``fn`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def add_snat(
+    cloud: CloudState, cloud_lock: threading.RLock, ids: IdFactory, vswitch_id: str
+) -> str:
+    """Insert an Available SNAT entry for a vSwitch; returns the EIP it leaves by."""
+    with cloud_lock:
+        nat = next(iter(cloud.nat_gateways.values()))
+        eip = cloud.eips_of_nat(nat.nat_gateway_id)[0]
+        entry_id = ids.resource_id("snat")
+        cloud.snat_entries[entry_id] = SnatEntry(
+            entry_id,
+            nat.snat_table_id,
+            nat.nat_gateway_id,
+            eip.ip_address,
+            source_vswitch_id=vswitch_id,
+            status="Available",
+        )
+        return eip.ip_address
 
 
 @dataclass
@@ -96,19 +102,7 @@ class World:
 
     def add_snat(self, vswitch_name: str) -> str:
         """Insert an Available SNAT entry for a vSwitch; returns the EIP it leaves by."""
-        with self.cloud_lock:
-            nat = next(iter(self.cloud.nat_gateways.values()))
-            eip = self.cloud.eips_of_nat(nat.nat_gateway_id)[0]
-            entry_id = self.ids.resource_id("snat")
-            self.cloud.snat_entries[entry_id] = SnatEntry(
-                entry_id,
-                nat.snat_table_id,
-                nat.nat_gateway_id,
-                eip.ip_address,
-                source_vswitch_id=self.vswitch(vswitch_name),
-                status="Available",
-            )
-            return eip.ip_address
+        return add_snat(self.cloud, self.cloud_lock, self.ids, self.vswitch(vswitch_name))
 
     def events(self, reason: str | None = None) -> list[Obj]:
         items, _ = self.store.list(self.rt("", "v1", "events"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,34 @@ class Cluster:
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
         return proc
+
+    @contextlib.contextmanager
+    def kubectl_stream(
+        self, *args: str, context: str = "admin", timeout: float = 10
+    ) -> Iterator[Iterator[str]]:
+        """The stdout lines of a kubectl that never ends by itself (``get -w``), as they come.
+
+        Stop reading once the line you wait for came; kubectl is killed on leaving, or after
+        ``timeout`` seconds (the lines then end), so a missing line fails instead of hanging.
+        """
+        exe = shutil.which("kubectl")
+        assert exe is not None
+        proc = subprocess.Popen(
+            [exe, "--kubeconfig", str(self.kubeconfig), "--context", context, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={"HOME": str(self.kubeconfig.parent), "PATH": "/usr/bin:/bin"},
+        )
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            assert proc.stdout is not None
+            yield iter(proc.stdout)
+        finally:
+            killer.cancel()
+            proc.kill()
+            proc.communicate()
 
 
 def _kubeconfig(path: Path, url: str, ca: Path) -> None:

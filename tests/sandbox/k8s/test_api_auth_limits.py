@@ -68,6 +68,38 @@ def test_self_subject_access_review_is_audited_as_not_mutating(cluster: Cluster)
     assert rec.action == "create" and rec.mutating is False
 
 
+def test_dry_run_writes_change_nothing_and_are_audited_as_not_mutating(cluster: Cluster) -> None:
+    api = client.CoreV1Api(cluster.api())
+    api.create_namespaced_config_map("default", cm("kept"))
+    dry = {"dry_run": "All"}
+    api.create_namespaced_config_map("default", cm("dry"), **dry)
+    api.replace_namespaced_config_map("kept", "default", {**cm("kept"), "data": {"a": "b"}}, **dry)
+    api.patch_namespaced_config_map("kept", "default", {"data": {"a": "b"}}, **dry)
+    api.delete_namespaced_config_map("kept", "default", **dry)
+    api.delete_namespaced_config_map("kept", "default", body={"dryRun": ["All"]})  # in the body
+    api.delete_collection_namespaced_config_map("default", **dry)
+    names = [o.metadata.name for o in api.list_namespaced_config_map("default").items]
+    assert "dry" not in names
+    assert "kept" in names and api.read_namespaced_config_map("kept", "default").data is None
+    writes = [
+        r
+        for r in cluster.audit.records()
+        if "/configmaps" in r.path and r.action not in ("get", "list")
+    ]
+    assert [(r.action, r.mutating, r.status) for r in writes] == [
+        ("create", True, 201),
+        ("create", False, 201),
+        ("update", False, 200),
+        ("patch", False, 200),
+        ("delete", False, 200),
+        ("delete", False, 200),
+        ("deletecollection", False, 200),
+    ]
+    assert [r for r in cluster.audit.records(mutating=True) if "/configmaps" in r.path] == writes[
+        :1
+    ]
+
+
 def test_body_over_3_mib_is_413(cluster: Cluster) -> None:
     r = cluster.http().post(
         cluster.url("/api/v1/namespaces/default/configmaps"),
