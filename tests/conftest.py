@@ -43,21 +43,10 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from egress_sandbox.sandbox import Sandbox
-    from egress_sandbox.topology import Topology
+    from sandbox_env import sandbox_home
 
-    home = tmp_path_factory.mktemp("sandbox-home")
-    box = Sandbox(home, Topology.loopback(17)).start()
-    old = os.environ.get("EGRESS_SANDBOX_HOME")
-    os.environ["EGRESS_SANDBOX_HOME"] = str(home)
-    try:
+    with sandbox_home(tmp_path_factory.mktemp("sandbox-home"), 17) as box:
         yield box
-    finally:
-        box.stop()
-        if old is None:
-            os.environ.pop("EGRESS_SANDBOX_HOME", None)
-        else:
-            os.environ["EGRESS_SANDBOX_HOME"] = old
 
 
 @pytest.fixture

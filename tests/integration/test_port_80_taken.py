@@ -6,7 +6,6 @@ reaches the gateway there: what an operator running the sandbox without root get
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_env import sandbox_home
 
 from egress_lib import connect, load_parameters, steps
 
@@ -25,25 +25,12 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from egress_sandbox.sandbox import Sandbox
-    from egress_sandbox.topology import Topology
-
     # The first CLB address of the gateway vSwitch, taken before the gateway exists.
-    squatter = socket.socket()
-    squatter.bind((f"127.{BLOCK}.2.10", 80))
-    squatter.listen()
-    home = tmp_path_factory.mktemp("port80-home")
-    old = os.environ.get("EGRESS_SANDBOX_HOME")
-    try:
-        with Sandbox(home, Topology.loopback(BLOCK)) as sandbox:
-            os.environ["EGRESS_SANDBOX_HOME"] = str(home)
+    with socket.socket() as squatter:
+        squatter.bind((f"127.{BLOCK}.2.10", 80))
+        squatter.listen()
+        with sandbox_home(tmp_path_factory.mktemp("port80-home"), BLOCK) as sandbox:
             yield sandbox
-    finally:
-        squatter.close()
-        if old is None:
-            os.environ.pop("EGRESS_SANDBOX_HOME", None)
-        else:
-            os.environ["EGRESS_SANDBOX_HOME"] = old
 
 
 def test_runbook_verifies_through_the_port_the_ingress_status_carries(box: Any) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_env import sandbox_home
 
 from egress_lib.cli import main as runbook_main
 
@@ -20,20 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from egress_sandbox.sandbox import Sandbox
-    from egress_sandbox.topology import Topology
-
-    home = tmp_path_factory.mktemp("runner-home")
-    old = os.environ.get("EGRESS_SANDBOX_HOME")
-    with Sandbox(home, Topology.loopback(20)) as sandbox:
-        os.environ["EGRESS_SANDBOX_HOME"] = str(home)  # the kernels papermill starts inherit it
-        try:
-            yield sandbox
-        finally:
-            if old is None:
-                os.environ.pop("EGRESS_SANDBOX_HOME", None)
-            else:
-                os.environ["EGRESS_SANDBOX_HOME"] = old
+    # The kernels papermill starts inherit EGRESS_SANDBOX_HOME and find this sandbox.
+    with sandbox_home(tmp_path_factory.mktemp("runner-home"), 20) as sandbox:
+        yield sandbox
 
 
 def _secrets(box: Any) -> list[str]:
