@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from egress_lib.clients import read_sandbox_info
 from egress_lib.parameters import Parameters, load_parameters
 from egress_lib.steps.verify import RUN_DIR_ENV
 
@@ -82,6 +83,8 @@ def run(
     import papermill as pm
 
     params: Parameters = load_parameters(params_file, overrides)
+    if params.target == "sandbox":
+        read_sandbox_info()  # a stopped sandbox is named now, not inside the first notebook
     injected = raw_parameters(params_file) | (overrides or {})
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir = (out or Path("runs")) / params.cluster_name / stamp
@@ -104,8 +107,10 @@ def run(
                     kernel_name="python3",
                     progress_bar=False,
                     log_output=False,
-                    # ipykernel warns on stderr that its local TCP ports are unencrypted.
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                    # ipykernel logs to our stderr: that its local TCP ports are unencrypted,
+                    # and "KeyboardInterrupt caught" when papermill shuts it down. Cell
+                    # errors still reach the notebook and the run record.
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 )
             except pm.PapermillExecutionError as e:
                 record.steps.append(

@@ -35,7 +35,7 @@ def main() -> int:
                 nb,
                 timeout=600,
                 kernel_name="python3",
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 resources={"metadata": {"path": str(NOTEBOOKS)}},
             ).execute()
             for cell in nb.cells:

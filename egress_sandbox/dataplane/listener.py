@@ -108,6 +108,10 @@ class Listener:
     def stop(self, timeout: float = 3.0) -> None:
         deadline = time.monotonic() + timeout
         self._stopped.set()
+        with contextlib.suppress(OSError):
+            # On Linux this wakes an accept() blocked in another thread at once; close() alone
+            # would leave it waiting out its ACCEPT_POLL timeout.
+            self.sock.shutdown(socket.SHUT_RDWR)
         _close(self.sock)
         with self._lock:
             conns = dict(self._conns)
