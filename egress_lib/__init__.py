@@ -6,11 +6,14 @@ Typical use::
     session = connect(load_parameters("parameters/sandbox.yaml"))
     print(steps.gateway.plan(session))
     steps.gateway.apply(session)
+
+The public API is what ``__all__`` lists: the entry points, the step modules, the result
+types and the exceptions. Lower-level helpers stay in their modules (``egress_lib.kube``,
+``egress_lib.cloud``, ``egress_lib.inventory``) and may change between versions.
 """
 
 from egress_lib import manifests, steps
 from egress_lib.clients import Session, connect
-from egress_lib.cloud import call
 from egress_lib.errors import (
     CloudApiError,
     CloudConnectionError,
@@ -22,17 +25,14 @@ from egress_lib.errors import (
     Problem,
     WaitTimeout,
 )
-from egress_lib.kube import ApplyOutcome, apply, delete, plan_apply, read_back, wait_for
-from egress_lib.manifests import to_yaml
 from egress_lib.parameters import Destination, Parameters, load_parameters
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.show import frame, yaml_block
+from egress_lib.show import yaml_block
 from egress_lib.steps.ingress import ClbAddress
 from egress_lib.steps.preflight import Check, Facts
 from egress_lib.steps.verify import VerifyResult
 
 __all__ = [
-    "ApplyOutcome",
     "Change",
     "Check",
     "ClbAddress",
@@ -52,17 +52,9 @@ __all__ = [
     "StepResult",
     "VerifyResult",
     "WaitTimeout",
-    "apply",
-    "call",
     "connect",
-    "delete",
-    "frame",
     "load_parameters",
     "manifests",
-    "plan_apply",
-    "read_back",
     "steps",
-    "to_yaml",
-    "wait_for",
     "yaml_block",
 ]

@@ -15,7 +15,7 @@ def _print_verify_table(out_dir: Path) -> None:
     path = out_dir / "verify.json"
     if not path.exists():
         return
-    rows = json.loads(path.read_text())
+    rows = json.loads(path.read_text(encoding="utf-8"))
     if not rows:
         return
     cols = list(rows[0])

@@ -65,10 +65,9 @@ def call(product: Product, action: str, fn: Callable[..., Any], *args: Any) -> A
 
 
 def _request_id(resp: Any, body: Any) -> str | None:
-    for attr in ("request_id",):
-        value = getattr(body, attr, None)
-        if value:
-            return str(value)
+    value = getattr(body, "request_id", None)
+    if value:
+        return str(value)
     if isinstance(body, dict):
         value = body.get("RequestId") or body.get("request_id")
         if value:

@@ -7,6 +7,7 @@ so callers handle one tree and messages never carry request headers or credentia
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,9 +105,7 @@ class CloudApiError(EgressError):
         if isinstance(data, dict):
             status = status or data.get("statusCode")
             request_id = request_id or data.get("RequestId") or data.get("requestId")
-        raw = None
-        if isinstance(data, dict):
-            raw = data.get("Message") or data.get("message")
+        raw = data.get("Message") or data.get("message") if isinstance(data, dict) else None
         message = str(raw or getattr(exc, "message", None) or type(exc).__name__)
         return cls(
             product=product,
@@ -202,6 +201,19 @@ class NotApproved(EgressError):
     """The step would change something but ``approve`` is false."""
 
 
+# Signed RPC-style requests carry these in the query string, and transport errors quote the
+# URL ("Max retries exceeded with url: /?AccessKeyId=...&SecurityToken=..."): mask them.
+_SECRET_PARAMS = re.compile(
+    r"\b(AccessKeyId|AccessKeySecret|SecurityToken|Signature|BearerToken)=[^&\s'\")]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of credential query parameters replaced by ``***``."""
+    return _SECRET_PARAMS.sub(r"\1=***", text)
+
+
 def _short(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"

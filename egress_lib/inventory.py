@@ -1,7 +1,7 @@
 """Read-only Alibaba Cloud look-ups (cluster, VPC, vSwitches, NAT, EIPs, SNAT, CLBs).
 
 Results are the SDK bodies' ``to_map()`` dicts, i.e. the wire keys (CamelCase for VPC and
-SLB, snake_case for CS). Every Describe* call is paged to the end.
+SLB, snake_case for CS). Every list (Describe*s) call is paged to the end.
 """
 
 from __future__ import annotations
@@ -52,73 +52,73 @@ def cluster_detail(session: Session) -> Row:
     return detail
 
 
-def vpcs(session: Session, vpc_id: str) -> list[Row]:
-    from alibabacloud_vpc20160428 import models as m
+# Paged list actions: action -> (product = Session attribute, SDK method, wrapper, item).
+LIST_ACTIONS: dict[str, tuple[Product, str, str, str]] = {
+    "DescribeVpcs": ("vpc", "describe_vpcs", "Vpcs", "Vpc"),
+    "DescribeVSwitches": ("vpc", "describe_vswitches", "VSwitches", "VSwitch"),
+    "DescribeNatGateways": ("vpc", "describe_nat_gateways", "NatGateways", "NatGateway"),
+    "DescribeEipAddresses": ("vpc", "describe_eip_addresses", "EipAddresses", "EipAddress"),
+    "DescribeSnatTableEntries": (
+        "vpc",
+        "describe_snat_table_entries",
+        "SnatTableEntries",
+        "SnatTableEntry",
+    ),
+    "DescribeLoadBalancers": ("slb", "describe_load_balancers", "LoadBalancers", "LoadBalancer"),
+}
 
+
+def describe_all(
+    session: Session, action: str, request: Callable[..., Any], **fields: str
+) -> list[Row]:
+    """Every item of a :data:`LIST_ACTIONS` action in ``params.region_id``.
+
+    ``request`` is the SDK request model; ``fields`` are its filters (vpc_id=...).
+    """
+    product, method, wrapper, item = LIST_ACTIONS[action]
+    fn = getattr(getattr(session, product), method)
     region = session.params.region_id
     return paged(
-        "vpc",
-        "DescribeVpcs",
-        session.vpc.describe_vpcs,
-        lambda n, s: m.DescribeVpcsRequest(
-            region_id=region, vpc_id=vpc_id, page_number=n, page_size=s
-        ),
-        "Vpcs",
-        "Vpc",
+        product,
+        action,
+        fn,
+        lambda n, s: request(region_id=region, page_number=n, page_size=s, **fields),
+        wrapper,
+        item,
     )
+
+
+def vpcs(session: Session, vpc_id: str) -> list[Row]:
+    """The VPC ``vpc_id`` as a list (empty when it does not exist)."""
+    from alibabacloud_vpc20160428 import models as m
+
+    return describe_all(session, "DescribeVpcs", m.DescribeVpcsRequest, vpc_id=vpc_id)
 
 
 def vswitches(session: Session, vpc_id: str) -> list[Row]:
+    """The vSwitches of the VPC."""
     from alibabacloud_vpc20160428 import models as m
 
-    region = session.params.region_id
-    return paged(
-        "vpc",
-        "DescribeVSwitches",
-        session.vpc.describe_vswitches,
-        lambda n, s: m.DescribeVSwitchesRequest(
-            region_id=region, vpc_id=vpc_id, page_number=n, page_size=s
-        ),
-        "VSwitches",
-        "VSwitch",
-    )
+    return describe_all(session, "DescribeVSwitches", m.DescribeVSwitchesRequest, vpc_id=vpc_id)
 
 
 def nat_gateways(session: Session, vpc_id: str) -> list[Row]:
     """NAT gateways of the VPC (all types; callers filter NetworkType == internet)."""
     from alibabacloud_vpc20160428 import models as m
 
-    region = session.params.region_id
-    return paged(
-        "vpc",
-        "DescribeNatGateways",
-        session.vpc.describe_nat_gateways,
-        lambda n, s: m.DescribeNatGatewaysRequest(
-            region_id=region, vpc_id=vpc_id, page_number=n, page_size=s
-        ),
-        "NatGateways",
-        "NatGateway",
-    )
+    return describe_all(session, "DescribeNatGateways", m.DescribeNatGatewaysRequest, vpc_id=vpc_id)
 
 
 def eips_of(session: Session, nat_gateway_id: str) -> list[Row]:
     """EIPs bound to the NAT gateway."""
     from alibabacloud_vpc20160428 import models as m
 
-    region = session.params.region_id
-    return paged(
-        "vpc",
+    return describe_all(
+        session,
         "DescribeEipAddresses",
-        session.vpc.describe_eip_addresses,
-        lambda n, s: m.DescribeEipAddressesRequest(
-            region_id=region,
-            associated_instance_id=nat_gateway_id,
-            associated_instance_type="Nat",
-            page_number=n,
-            page_size=s,
-        ),
-        "EipAddresses",
-        "EipAddress",
+        m.DescribeEipAddressesRequest,
+        associated_instance_id=nat_gateway_id,
+        associated_instance_type="Nat",
     )
 
 
@@ -126,16 +126,12 @@ def snat_entries(session: Session, snat_table_id: str, **filters: str) -> list[R
     """SNAT entries of the table; ``filters`` are request fields (snat_entry_id=...)."""
     from alibabacloud_vpc20160428 import models as m
 
-    region = session.params.region_id
-    return paged(
-        "vpc",
+    return describe_all(
+        session,
         "DescribeSnatTableEntries",
-        session.vpc.describe_snat_table_entries,
-        lambda n, s: m.DescribeSnatTableEntriesRequest(
-            region_id=region, snat_table_id=snat_table_id, page_number=n, page_size=s, **filters
-        ),
-        "SnatTableEntries",
-        "SnatTableEntry",
+        m.DescribeSnatTableEntriesRequest,
+        snat_table_id=snat_table_id,
+        **filters,
     )
 
 
@@ -143,17 +139,7 @@ def load_balancers(session: Session, **filters: str) -> list[Row]:
     """CLBs in the region; ``filters`` are request fields (vpc_id=..., address_type=...)."""
     from alibabacloud_slb20140515 import models as m
 
-    region = session.params.region_id
-    return paged(
-        "slb",
-        "DescribeLoadBalancers",
-        session.slb.describe_load_balancers,
-        lambda n, s: m.DescribeLoadBalancersRequest(
-            region_id=region, page_number=n, page_size=s, **filters
-        ),
-        "LoadBalancers",
-        "LoadBalancer",
-    )
+    return describe_all(session, "DescribeLoadBalancers", m.DescribeLoadBalancersRequest, **filters)
 
 
 def is_not_found(err: CloudApiError) -> bool:

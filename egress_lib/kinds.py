@@ -112,7 +112,7 @@ class Kind:
 
     def delete(self, session: Session, name: str, namespace: str | None) -> None:
         api = self._api(session)
-        extra: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
+        extra = _extra(dry_run=False)
         if self.custom:
             g, v, p = self.custom
             if self.namespaced:

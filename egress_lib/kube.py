@@ -276,7 +276,6 @@ def wait_for(
     Raises :class:`WaitTimeout` with the last state seen. Returns {} when waiting for absence.
     """
     from kubernetes import watch as _watch
-    from kubernetes.client.exceptions import ApiException
 
     watch: Any = _watch  # the client is only partly annotated
 
@@ -314,15 +313,11 @@ def wait_for(
                             w.stop()
                             break
             except KubernetesApiError as e:
+                # An ERROR event (e.g. 410 Gone) is raised by the stream as ApiException and
+                # converted by k8s_errors like any other failure.
                 if e.status != 410:
                     raise
                 last, rv = _list_one(session, kind, name, namespace)  # history expired
-            except ApiException as e:  # raised by the stream for ERROR events
-                if e.status != 410:
-                    raise KubernetesApiError.from_api_exception(
-                        e, kind=kind, name=name, operation="watch"
-                    ) from e
-                last, rv = _list_one(session, kind, name, namespace)
     return last or {}
 
 

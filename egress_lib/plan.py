@@ -22,6 +22,9 @@ class Change:
     detail: str = ""
 
 
+CHANGING: tuple[Action, ...] = ("create", "update", "delete")
+
+
 def _frame(changes: list[Change]) -> pd.DataFrame:
     rows = [[c.action, c.kind, c.name, c.detail] for c in changes]
     frame: pd.DataFrame = pd.DataFrame(rows, columns=COLUMNS)
@@ -38,6 +41,31 @@ def _text_table(changes: list[Change]) -> str:
     return "\n".join(lines)
 
 
+def _render_text(title: str, verdict: str, changes: list[Change], warnings: list[str]) -> str:
+    parts = [f"{title}: {verdict}"]
+    if changes:
+        parts.append(_text_table(changes))
+    parts += [f"warning: {w}" for w in warnings]
+    return "\n".join(parts)
+
+
+def _render_html(
+    title: str,
+    verdict: str,
+    changes: list[Change],
+    warnings: list[str],
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> str:
+    out = f"<p><b>{html.escape(title)}</b>: {verdict}</p>"
+    if changes:
+        out += _frame(changes).to_html(index=False)
+    for name, table in (tables or {}).items():
+        out += f"<p><i>{html.escape(name)}</i></p>" + table.to_html(index=False)
+    for w in warnings:
+        out += f"<p>⚠ {html.escape(w)}</p>"
+    return out
+
+
 @dataclass
 class Plan:
     """The changes one step would make, computed without writing anything."""
@@ -49,30 +77,24 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True if applying would create, update or delete something."""
-        return any(c.action in ("create", "update", "delete") for c in self.changes)
+        return any(c.action in CHANGING for c in self.changes)
 
     def to_frame(self) -> pd.DataFrame:
         """The changes as a DataFrame (Action, Kind, Name, Detail)."""
         return _frame(self.changes)
 
+    def _verdict(self) -> str:
+        return "changes" if self.has_changes else "nothing to change"
+
     def __str__(self) -> str:
-        head = f"Plan for {self.step}: " + ("changes" if self.has_changes else "nothing to change")
-        parts = [head, _text_table(self.changes)] if self.changes else [head]
-        parts += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(parts)
+        return _render_text(f"Plan for {self.step}", self._verdict(), self.changes, self.warnings)
 
     def __repr__(self) -> str:
         # Notebooks show this as text/plain: a table reads better than the dataclass fields.
         return str(self)
 
     def _repr_html_(self) -> str:
-        verdict = "changes" if self.has_changes else "nothing to change"
-        out = f"<p><b>Plan for {html.escape(self.step)}</b>: {verdict}</p>"
-        if self.changes:
-            out += self.to_frame().to_html(index=False)
-        for w in self.warnings:
-            out += f"<p>⚠ {html.escape(w)}</p>"
-        return out
+        return _render_html(f"Plan for {self.step}", self._verdict(), self.changes, self.warnings)
 
 
 @dataclass
@@ -88,29 +110,23 @@ class StepResult:
     @property
     def changed(self) -> bool:
         """True if anything was created, updated or deleted."""
-        return any(c.action in ("create", "update", "delete") for c in self.changes_applied)
+        return any(c.action in CHANGING for c in self.changes_applied)
 
     def to_frame(self) -> pd.DataFrame:
         """The applied changes as a DataFrame (Action, Kind, Name, Detail)."""
         return _frame(self.changes_applied)
 
+    def _verdict(self) -> str:
+        return "changed" if self.changed else "nothing changed"
+
     def __str__(self) -> str:
-        head = f"{self.step}: " + ("changed" if self.changed else "nothing changed")
-        parts = [head, _text_table(self.changes_applied)] if self.changes_applied else [head]
-        parts += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(parts)
+        return _render_text(self.step, self._verdict(), self.changes_applied, self.warnings)
 
     def __repr__(self) -> str:
         # Notebooks show this as text/plain: a table reads better than the dataclass fields.
         return str(self)
 
     def _repr_html_(self) -> str:
-        out = f"<p><b>{html.escape(self.step)}</b>: "
-        out += ("changed" if self.changed else "nothing changed") + "</p>"
-        if self.changes_applied:
-            out += self.to_frame().to_html(index=False)
-        for name, table in self.tables.items():
-            out += f"<p><i>{html.escape(name)}</i></p>" + table.to_html(index=False)
-        for w in self.warnings:
-            out += f"<p>⚠ {html.escape(w)}</p>"
-        return out
+        return _render_html(
+            self.step, self._verdict(), self.changes_applied, self.warnings, self.tables
+        )

@@ -60,13 +60,13 @@ class RunRecord:
 
     def write(self) -> None:
         path = Path(self.out_dir) / "run.json"
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
 def raw_parameters(path: Path) -> dict[str, Any]:
     """The YAML mapping papermill injects: validated first, so a bad file changes nothing."""
     load_parameters(path)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     assert isinstance(data, dict)
     return data
 

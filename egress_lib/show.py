@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from egress_lib.kube import strip_server_fields
 from egress_lib.manifests import to_yaml
 
@@ -36,8 +34,3 @@ def yaml_block(objs: dict[str, Any] | Iterable[dict[str, Any]]) -> YamlBlock:
     """Objects as YAML documents, without managedFields and last-applied annotations."""
     items = [objs] if isinstance(objs, dict) else list(objs)
     return YamlBlock(to_yaml([strip_server_fields(o) for o in items]))
-
-
-def frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Return ``df`` unchanged (a hook for consistent table display)."""
-    return df

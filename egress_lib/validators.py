@@ -39,22 +39,27 @@ def _pattern(rx: re.Pattern[str], noun: str, expected: str) -> Callable[[str], s
     return check
 
 
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise _fail(
-            f"{value!r} is not a DNS-1123 label",
-            "at most 63 lowercase letters, digits or '-', starting and ending alphanumeric",
-        )
-    return value
+def _dns_name(rx: re.Pattern[str], max_len: int, noun: str, expected: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if len(value) > max_len or not rx.match(value):
+            raise _fail(f"{value!r} is not {noun}", expected)
+        return value
+
+    return check
 
 
-def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        raise _fail(
-            f"{value!r} is not a DNS-1123 subdomain",
-            "at most 253 characters of lowercase DNS labels separated by '.'",
-        )
-    return value
+_dns_label = _dns_name(
+    DNS1123_LABEL,
+    63,
+    "a DNS-1123 label",
+    "at most 63 lowercase letters, digits or '-', starting and ending alphanumeric",
+)
+_dns_subdomain = _dns_name(
+    DNS1123_SUBDOMAIN,
+    253,
+    "a DNS-1123 subdomain",
+    "at most 253 characters of lowercase DNS labels separated by '.'",
+)
 
 
 def _host(value: str) -> str:

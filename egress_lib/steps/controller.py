@@ -62,7 +62,9 @@ def target_version(session: Session) -> str:
         if addon.name == p.controller.addon_name and addon.version:
             return str(addon.version)
     entry = addon_versions(session).get(p.controller.addon_name) or {}
-    latest = entry.get("next_version") or entry.get("version") if isinstance(entry, dict) else None
+    latest = (
+        (entry.get("next_version") or entry.get("version")) if isinstance(entry, dict) else None
+    )
     if latest:
         return str(latest)
     raise EgressError(
@@ -142,7 +144,8 @@ def wait_for_task(session: Session, task_id: str) -> dict[str, Any]:
     if task.get("state") != "success":
         err = task.get("error") or {}
         raise EgressError(
-            f"add-on installation task {task_id} failed: {err.get('code')}: {err.get('message')}"
+            f"installing {p.controller.addon_name}: CS task {task_id} ended in state "
+            f"{task.get('state')}: {err.get('code')}: {err.get('message')}"
         )
     return task
 
@@ -182,11 +185,10 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     """Carry out the plan: IngressClass (if planned), install, wait for task and controller."""
     plan = plan if plan is not None else _make_plan(session)
     require_approval(session, plan)
-    p = session.params
-    applied: list[Change] = []
-    objects: list[dict[str, Any]] = []
     if not plan.has_changes:
         return StepResult(STEP, list(plan.changes), [], {}, list(plan.warnings))
+    p = session.params
+    applied: list[Change] = []
     if any(c.kind == "IngressClass" and c.action == "create" for c in plan.changes):
         outcome = kube.apply(session, manifests.ingress_class(p))
         applied.append(Change("create", "IngressClass", p.gateway.ingress_class, outcome.action))

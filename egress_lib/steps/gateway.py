@@ -9,14 +9,24 @@ import pandas as pd
 from egress_lib import inventory, kube, manifests
 from egress_lib.errors import EgressError
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import apply_objects, plan_objects, require_approval
+from egress_lib.steps._common import apply_objects, plan_objects, require_approval, rows_frame
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "02-create-gateway"
 OWNER_TAG = "ingress.k8s.alibaba/MseIngressConfig"
-CLB_COLUMNS = ["LoadBalancerId", "Name", "Address", "AddressType", "Spec", "VSwitchId", "Status"]
+# Column -> DescribeLoadBalancers key.
+CLB_FIELDS = {
+    "LoadBalancerId": "LoadBalancerId",
+    "Name": "LoadBalancerName",
+    "Address": "Address",
+    "AddressType": "AddressType",
+    "Spec": "LoadBalancerSpec",
+    "VSwitchId": "VSwitchId",
+    "Status": "LoadBalancerStatus",
+}
+CLB_COLUMNS = list(CLB_FIELDS)
 
 
 def objects(session: Session) -> list[dict[str, Any]]:
@@ -97,28 +107,9 @@ def _owned(row: dict[str, Any], config_name: str) -> bool:
     return OWNER_TAG not in tags or tags[OWNER_TAG] == config_name
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame: pd.DataFrame = pd.DataFrame(
-        [
-            [
-                r.get("LoadBalancerId"),
-                r.get("LoadBalancerName"),
-                r.get("Address"),
-                r.get("AddressType"),
-                r.get("LoadBalancerSpec"),
-                r.get("VSwitchId"),
-                r.get("LoadBalancerStatus"),
-            ]
-            for r in rows
-        ],
-        columns=CLB_COLUMNS,
-    )
-    return frame
-
-
 def clb_frame(session: Session) -> pd.DataFrame:
     """The gateway's internal CLB(s) as a DataFrame."""
-    return _frame(clb_rows(session))
+    return rows_frame(clb_rows(session), CLB_FIELDS)
 
 
 def public_clb_warnings(session: Session) -> list[str]:

@@ -14,14 +14,15 @@ import pandas as pd
 
 from egress_lib import inventory
 from egress_lib.errors import PreconditionFailed
+from egress_lib.kinds import REQUEST_TIMEOUT
 from egress_lib.kube import k8s_errors
 from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps.controller import CONTROLLER_NAMESPACE
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "00-preflight"
-CONTROLLER_NAMESPACE = "mse-ingress-controller"
 ALL_VERBS = ("create", "get", "patch", "update", "list", "watch", "delete")
 
 # (group, resource, subresource, verbs, scope) the runbook uses; scope "ns" = params.namespace.
@@ -160,7 +161,7 @@ def kubernetes_version(session: Session) -> str:
 
     api: Any = k8s.VersionApi(session.api_client)
     with k8s_errors("get", "version", "/version"):
-        resp = api.get_code(_preload_content=False, _request_timeout=(5, 30))
+        resp = api.get_code(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
     data: dict[str, Any] = json.loads(resp.data)
     return str(data.get("gitVersion") or "")
 
@@ -316,7 +317,7 @@ def _allowed(
     }
     with k8s_errors("create", "SelfSubjectAccessReview", f"{verb} {resource}"):
         resp = session.authz.create_self_subject_access_review(
-            body, _preload_content=False, _request_timeout=(5, 30)
+            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
         )
     data: dict[str, Any] = json.loads(resp.data)
     return bool((data.get("status") or {}).get("allowed"))

@@ -17,14 +17,23 @@ from egress_lib import inventory
 from egress_lib.cloud import call
 from egress_lib.errors import CloudApiError, PreconditionFailed
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import require_approval
+from egress_lib.steps._common import require_approval, rows_frame
 from egress_lib.waiting import poll
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "03-configure-snat"
-SNAT_COLUMNS = ["SnatEntryId", "Name", "SourceVSwitchId", "SourceCIDR", "SnatIp", "Status"]
+# Column -> DescribeSnatTableEntries key.
+SNAT_FIELDS = {
+    "SnatEntryId": "SnatEntryId",
+    "Name": "SnatEntryName",
+    "SourceVSwitchId": "SourceVSwitchId",
+    "SourceCIDR": "SourceCIDR",
+    "SnatIp": "SnatIp",
+    "Status": "Status",
+}
+SNAT_COLUMNS = list(SNAT_FIELDS)
 # Codes meaning "the table is busy with another change": wait and try again.
 BUSY_CODES = ("IncorretSnatEntryStatus", "IncorrectStatus.NATGW", "OperationConflict")
 
@@ -214,28 +223,10 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     return StepResult(STEP, applied, [], {"snat": snat_frame(session)}, list(fresh.warnings))
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame: pd.DataFrame = pd.DataFrame(
-        [
-            [
-                r.get("SnatEntryId"),
-                r.get("SnatEntryName"),
-                r.get("SourceVSwitchId"),
-                r.get("SourceCIDR"),
-                r.get("SnatIp"),
-                r.get("Status"),
-            ]
-            for r in rows
-        ],
-        columns=SNAT_COLUMNS,
-    )
-    return frame
-
-
 def snat_frame(session: Session) -> pd.DataFrame:
     """The NAT gateway's whole SNAT table as a DataFrame."""
     nat = discover(session)
-    return _frame(inventory.snat_entries(session, nat.snat_table_id))
+    return rows_frame(inventory.snat_entries(session, nat.snat_table_id), SNAT_FIELDS)
 
 
 def entries_to_delete(session: Session) -> tuple[NatChoice, list[dict[str, Any]]]:

@@ -150,7 +150,7 @@ class VerifyResult:
         if not run_dir:
             return None
         path = os.path.join(run_dir, "verify.json")
-        with open(path, "w") as f:
+        with open(path, "w", encoding="utf-8") as f:
             json.dump(self.records(), f, indent=2)
         return path
 

@@ -42,6 +42,11 @@ class ApiError(Exception):
         return body
 
 
+def _qualified(plural: str, group: str) -> str:
+    """``plural.group`` as kube-apiserver names a resource in messages (core: ``plural``)."""
+    return f"{plural}.{group}" if group else plural
+
+
 def _details(kind: str, name: str, group: str) -> dict[str, Any]:
     d: dict[str, Any] = {"name": name, "kind": kind}
     if group:
@@ -54,8 +59,10 @@ class NotFound(ApiError):
 
     @classmethod
     def of(cls, plural: str, group: str, name: str) -> NotFound:
-        res = f"{plural}.{group}" if group else plural
-        return cls(f'{res} "{name}" not found', details=_details(plural, name, group))
+        return cls(
+            f'{_qualified(plural, group)} "{name}" not found',
+            details=_details(plural, name, group),
+        )
 
 
 class AlreadyExists(ApiError):
@@ -63,8 +70,10 @@ class AlreadyExists(ApiError):
 
     @classmethod
     def of(cls, plural: str, group: str, name: str) -> AlreadyExists:
-        res = f"{plural}.{group}" if group else plural
-        return cls(f'{res} "{name}" already exists', details=_details(plural, name, group))
+        return cls(
+            f'{_qualified(plural, group)} "{name}" already exists',
+            details=_details(plural, name, group),
+        )
 
 
 class Conflict(ApiError):
@@ -72,9 +81,9 @@ class Conflict(ApiError):
 
     @classmethod
     def stale(cls, plural: str, group: str, name: str) -> Conflict:
-        res = f"{plural}.{group}" if group else plural
         return cls(
-            f'Operation cannot be fulfilled on {res} "{name}": the object has been modified; '
+            f"Operation cannot be fulfilled on {_qualified(plural, group)} "
+            f'"{name}": the object has been modified; '
             "please apply your changes to the latest version and try again",
             details=_details(plural, name, group),
         )
@@ -87,7 +96,7 @@ class Invalid(ApiError):
 
     @classmethod
     def of(cls, kind: str, group: str, name: str, causes: list[dict[str, str]]) -> Invalid:
-        res = f"{kind}.{group}" if group else kind
+        res = _qualified(kind, group)
         msgs = "; ".join(f"{c['field']}: {c['message']}" for c in causes)
         if len(causes) > 1:
             msgs = "[" + ", ".join(f"{c['field']}: {c['message']}" for c in causes) + "]"

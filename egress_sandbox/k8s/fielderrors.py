@@ -98,40 +98,30 @@ WILDCARD_MSG = (
 )
 
 
-def dns1123_label(v: str) -> list[str]:
+def _name_errors(v: str, max_len: int, pattern: str, message: str) -> list[str]:
+    """The length and format errors of ``v``, in the order kube-apiserver lists them."""
     out = []
-    if len(v) > 63:
-        out.append("must be no more than 63 characters")
-    if not re.fullmatch(_LABEL, v):
-        out.append(DNS1123_LABEL_MSG)
+    if len(v) > max_len:
+        out.append(f"must be no more than {max_len} characters")
+    if not re.fullmatch(pattern, v):
+        out.append(message)
     return out
+
+
+def dns1123_label(v: str) -> list[str]:
+    return _name_errors(v, 63, _LABEL, DNS1123_LABEL_MSG)
 
 
 def dns1123_subdomain(v: str) -> list[str]:
-    out = []
-    if len(v) > 253:
-        out.append("must be no more than 253 characters")
-    if not re.fullmatch(_SUBDOMAIN, v):
-        out.append(DNS1123_SUBDOMAIN_MSG)
-    return out
+    return _name_errors(v, 253, _SUBDOMAIN, DNS1123_SUBDOMAIN_MSG)
 
 
 def dns1035_label(v: str) -> list[str]:
-    out = []
-    if len(v) > 63:
-        out.append("must be no more than 63 characters")
-    if not re.fullmatch(_DNS1035, v):
-        out.append(DNS1035_LABEL_MSG)
-    return out
+    return _name_errors(v, 63, _DNS1035, DNS1035_LABEL_MSG)
 
 
 def wildcard_subdomain(v: str) -> list[str]:
-    out = []
-    if len(v) > 253:
-        out.append("must be no more than 253 characters")
-    if not re.fullmatch(r"\*\." + _SUBDOMAIN, v):
-        out.append(WILDCARD_MSG)
-    return out
+    return _name_errors(v, 253, r"\*\." + _SUBDOMAIN, WILDCARD_MSG)
 
 
 def port_name(v: str) -> list[str]:

@@ -197,41 +197,13 @@ def patch_(store: Store, t: Target, request: Request) -> Result:
     is_apply = mt == "application/apply-patch+yaml"
     force = request.args.get("force", "") in ("true", "1")
     if "force" in request.args and not is_apply:
-        raise ApiError(
-            'PatchOptions.meta.k8s.io "" is invalid: '
-            "force: Forbidden: may not be specified for non-apply patch",
-            code=422,
-            reason="Invalid",
-            details={
-                "group": "meta.k8s.io",
-                "kind": "PatchOptions",
-                "causes": [
-                    {
-                        "reason": "FieldValueForbidden",
-                        "message": "Forbidden: may not be specified for non-apply patch",
-                        "field": "force",
-                    }
-                ],
-            },
+        raise _patch_options_invalid(
+            "force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"
         )
     manager = request.args.get("fieldManager", "")
     if is_apply and not manager:
-        raise ApiError(
-            'PatchOptions.meta.k8s.io "" is invalid: '
-            "fieldManager: Required value: is required for apply patch",
-            code=422,
-            reason="Invalid",
-            details={
-                "group": "meta.k8s.io",
-                "kind": "PatchOptions",
-                "causes": [
-                    {
-                        "reason": "FieldValueRequired",
-                        "message": "Required value: is required for apply patch",
-                        "field": "fieldManager",
-                    }
-                ],
-            },
+        raise _patch_options_invalid(
+            "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"
         )
     manager = bodies.field_manager(request, _user_agent_manager(request))
     body = bodies.decode_patch(mt, bodies.raw_body(request))
@@ -380,3 +352,17 @@ def delete_collection(store: Store, t: Target, request: Request, opts: Obj) -> R
         "items": [_item(t.rt, o) for o in deleted],
     }
     return 200, body, {}
+
+
+def _patch_options_invalid(field: str, reason: str, message: str) -> ApiError:
+    """A 422 about the PatchOptions of the request (it has no name: details carry none)."""
+    return ApiError(
+        f'PatchOptions.meta.k8s.io "" is invalid: {field}: {message}',
+        code=422,
+        reason="Invalid",
+        details={
+            "group": "meta.k8s.io",
+            "kind": "PatchOptions",
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
+    )

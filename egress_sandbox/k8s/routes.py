@@ -86,9 +86,7 @@ class ApiApp:
                 Rule("/apis/<group>/<version>/<path:rest>", endpoint="named_res"),
                 Rule("/openapi/v3", endpoint="openapi_root"),
                 Rule("/openapi/v3/<path:gv>", endpoint="openapi_gv"),
-                Rule("/healthz", endpoint="health"),
-                Rule("/livez", endpoint="health"),
-                Rule("/readyz", endpoint="health"),
+                *(Rule(p, endpoint="health") for p in ("/healthz", "/livez", "/readyz")),
             ],
             strict_slashes=False,
         )

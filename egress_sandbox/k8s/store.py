@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime as dt
-import queue
+import json
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.k8s import gc
-from egress_sandbox.k8s.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound
+from egress_sandbox.k8s.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from egress_sandbox.k8s.events import event_body, now_rfc3339
+from egress_sandbox.k8s.fielderrors import FieldErrors
 from egress_sandbox.k8s.types import ResourceType, TypeRegistry
+from egress_sandbox.k8s.watchhub import Watcher, WatchEvent, WatchHub
+
+__all__ = ["AdmissionHook", "Obj", "Store", "Subscriber", "WatchEvent", "Watcher", "now_rfc3339"]
 
 Obj = dict[str, Any]
-WATCH_HISTORY = 2000
 # Kinds whose registry strategy tracks metadata.generation; others never get one. Custom
 # resources always do.
 GENERATION_KINDS = frozenset(
@@ -46,50 +47,8 @@ GENERATION_KINDS = frozenset(
 )
 
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class WatchEvent:
-    type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
-    rtype: ResourceType
-    object: Obj
-    rv: int
-    # The state before a MODIFIED change: watches with selectors need it to see an object
-    # enter (ADDED) or leave (DELETED) the selection.
-    old: Obj | None = None
-
-
 AdmissionHook = Callable[[str, ResourceType, Obj, "Obj | None"], None]
 Subscriber = Callable[[WatchEvent], None]
-
-
-class Watcher:
-    """A queue of events for one watch request; iterate to receive, ``close()`` to stop."""
-
-    def __init__(self, store: Store, match: Callable[[WatchEvent], bool]) -> None:
-        self._store = store
-        self.match = match
-        self.queue: queue.Queue[WatchEvent | None] = queue.Queue()
-        self.closed = False
-        self.resource: str | None = None  # the plural an HTTP watch serves (None: in-process)
-
-    def push(self, ev: WatchEvent) -> None:
-        if not self.closed and self.match(ev):
-            self.queue.put(ev)
-
-    def close(self) -> None:
-        self.closed = True
-        self.queue.put(None)
-        self._store._drop_watcher(self)
-
-    def next(self, timeout: float | None) -> WatchEvent | None:
-        """The next event, or None on timeout or close."""
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
 
 class Store:
@@ -99,8 +58,7 @@ class Store:
         self.lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self._rv = 1
-        self._history: deque[WatchEvent] = deque(maxlen=WATCH_HISTORY)
-        self._watchers: list[Watcher] = []
+        self._hub = WatchHub(self.lock)
         self.admission: list[AdmissionHook] = []
         self._subscribers: list[Subscriber] = []
 
@@ -123,9 +81,7 @@ class Store:
 
     def _emit(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
         ev = WatchEvent(type_, rt, copy.deepcopy(obj), self._rv, copy.deepcopy(old))
-        self._history.append(ev)
-        for w in list(self._watchers):
-            w.push(ev)
+        self._hub.publish(ev)
         for fn in list(self._subscribers):
             fn(ev)
 
@@ -200,8 +156,6 @@ class Store:
                 if namespace_obj is None:
                     raise NotFound.of("namespaces", "", ns)
                 if namespace_obj["metadata"].get("deletionTimestamp"):
-                    from egress_sandbox.k8s.errors import Forbidden
-
                     raise Forbidden(
                         f'{rt.resource_name} "{name}" is forbidden: unable to create new content '
                         f"in namespace {ns} because it is being terminated",
@@ -267,6 +221,7 @@ class Store:
                 else:
                     new.pop("status", None)
             meta = new["metadata"]
+            _check_meta_update(rt, meta, old["metadata"])
             # Server-owned metadata cannot be changed by a client.
             for k in (
                 "uid",
@@ -402,30 +357,11 @@ class Store:
     ) -> Watcher:
         """Events after ``since_rv`` (or from now). Too old a version is 410 Gone."""
         with self.lock:
-            w = Watcher(self, match)
-            if since_rv not in (None, "", "0"):
-                start = int(since_rv)
-                oldest = self._history[0].rv if self._history else self._rv
-                if start < oldest - 1 and start < self._rv:
-                    raise Gone(f"too old resource version: {start} ({oldest - 1})")
-                for ev in self._history:
-                    if ev.rv > start:
-                        w.push(ev)
-            self._watchers.append(w)
-            return w
-
-    def _drop_watcher(self, w: Watcher) -> None:
-        with self.lock:
-            if w in self._watchers:
-                self._watchers.remove(w)
+            return self._hub.watch(since_rv, self._rv, match)
 
     def close_watchers(self, which: Callable[[Watcher], bool] | None = None) -> int:
         """Close the watchers ``which`` selects (all by default); returns how many."""
-        with self.lock:
-            chosen = [w for w in self._watchers if which is None or which(w)]
-            for w in chosen:
-                w.close()
-            return len(chosen)
+        return self._hub.close(which)
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -441,35 +377,10 @@ class Store:
         """Record a core/v1 Event about ``involved``, as controllers and the kubelet do."""
         evt = self.types.get("", "v1", "events")
         assert evt is not None
-        meta = involved.get("metadata", {})
-        ns = meta.get("namespace") or "default"
-        ts = now_rfc3339()
-        name = f"{meta.get('name', 'object')}.{self.ids.hex(16)}"
+        body = event_body(involved, self.ids.hex(16), reason, message, type_, component)
         # the namespace may be gone; a real apiserver refuses the event too
         with contextlib.suppress(NotFound):
-            self.create(
-                evt,
-                {
-                    "metadata": {"name": name, "namespace": ns},
-                    "involvedObject": {
-                        "apiVersion": involved.get("apiVersion"),
-                        "kind": involved.get("kind"),
-                        "name": meta.get("name"),
-                        "namespace": meta.get("namespace"),
-                        "uid": meta.get("uid"),
-                        "resourceVersion": meta.get("resourceVersion"),
-                    },
-                    "reason": reason,
-                    "message": message,
-                    "type": type_,
-                    "source": {"component": component},
-                    "firstTimestamp": ts,
-                    "lastTimestamp": ts,
-                    "count": 1,
-                    "reportingComponent": component,
-                    "reportingInstance": component,
-                },
-            )
+            self.create(evt, body)
 
     # ---- persistence -------------------------------------------------------------------------
 
@@ -485,6 +396,25 @@ class Store:
             for rt in self.types.all():
                 for o in self._table(rt).values():
                     yield rt, copy.deepcopy(o)
+
+
+def _check_meta_update(rt: ResourceType, meta: Obj, old_meta: Obj) -> None:
+    """ValidateObjectMetaUpdate's common checks: a given uid must be the stored one, and an
+    object being deleted takes no new finalizers."""
+    errs = FieldErrors()
+    if meta.get("uid") and meta["uid"] != old_meta["uid"]:
+        errs.invalid("metadata.uid", meta["uid"], "field is immutable")
+    if old_meta.get("deletionTimestamp"):
+        kept = set(old_meta.get("finalizers") or [])
+        extra = sorted({f for f in meta.get("finalizers") or [] if f not in kept})
+        if extra:
+            found = "[]string{" + ", ".join(json.dumps(f) for f in extra) + "}"
+            errs.forbidden(
+                "metadata.finalizers",
+                "no new finalizers can be added if the object is being deleted, "
+                f"found new finalizers {found}",
+            )
+    errs.raise_if_any(rt.kind, rt.group, meta.get("name", ""))
 
 
 def _tracks_generation(rt: ResourceType) -> bool:

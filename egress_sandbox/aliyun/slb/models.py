@@ -7,6 +7,7 @@ while calling these functions, as for any other read-modify-write of CloudState.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 from egress_sandbox.aliyun.records import CloudState, LoadBalancer
 from egress_sandbox.core.ids import IdFactory
@@ -32,6 +33,13 @@ def create_load_balancer(
     vsw = cloud.vswitches.get(vswitch_id)
     if vsw is None or vsw.vpc_id != vpc_id:
         raise ValueError(f"vSwitch {vswitch_id} is not in VPC {vpc_id}")
+    # An intranet CLB takes a private address of its vSwitch, one no other CLB holds.
+    if address_type == "intranet" and ipaddress.ip_address(address) not in ipaddress.ip_network(
+        vsw.cidr_block
+    ):
+        raise ValueError(f"address {address} is not in vSwitch {vswitch_id} ({vsw.cidr_block})")
+    if any(other.address == address for other in cloud.load_balancers.values()):
+        raise ValueError(f"address {address} is already used by another load balancer")
     lb = LoadBalancer(
         load_balancer_id=ids.resource_id("lb"),
         load_balancer_name=name,

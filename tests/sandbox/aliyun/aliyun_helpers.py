@@ -101,6 +101,35 @@ class World:
     def cluster_id(self) -> str:
         return next(iter(self.cloud.clusters))
 
+    def gateway_lb(
+        self,
+        name: str,
+        address: str,
+        *,
+        address_type: str = "intranet",
+        tags: dict[str, str] | None = None,
+        listeners: tuple[tuple[int, str], ...] = (),
+    ) -> Any:
+        """An active slb.s2.small CLB in the gateway vSwitch (as the MSE controller inserts it),
+        with ``(port, protocol)`` listeners; the caller holds ``lock``."""
+        from egress_sandbox.aliyun.slb import models as slb
+
+        gw = self.vswitch("gateway")
+        lb = slb.create_load_balancer(
+            self.cloud,
+            self.ids,
+            name=name,
+            vpc_id=gw.vpc_id,
+            vswitch_id=gw.vswitch_id,
+            spec="slb.s2.small",
+            address_type=address_type,
+            address=address,
+            tags=tags,
+        )
+        for port, protocol in listeners:
+            slb.add_listener(self.cloud, lb.load_balancer_id, port=port, protocol=protocol)
+        return lb
+
 
 def fast_transitions(mode: str = "timed") -> Transitions:
     t = Transition(mode=mode, seconds=0.05)  # type: ignore[arg-type]

@@ -13,8 +13,6 @@ import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException, ThrottlingException
 from aliyun_helpers import REGION, World, assert_pop_error, rpc_call
 
-from egress_sandbox.aliyun.slb import models as slb
-
 PAGED = {"RequestId", "TotalCount", "PageNumber", "PageSize"}
 VPC_KEYS = {
     "VpcId", "VpcName", "RegionId", "Status", "CidrBlock", "Ipv6CidrBlock", "EnabledIpv6",
@@ -130,19 +128,8 @@ def test_vpc_success_shapes(world: World, snat_entry: str) -> None:
 
 
 def test_slb_success_shapes(world: World) -> None:
-    gw = world.vswitch("gateway")
     with world.lock:
-        lb = slb.create_load_balancer(
-            world.cloud,
-            world.ids,
-            name="shape",
-            vpc_id=gw.vpc_id,
-            vswitch_id=gw.vswitch_id,
-            spec="slb.s2.small",
-            address_type="intranet",
-            address="127.16.2.10",
-        )
-        slb.add_listener(world.cloud, lb.load_balancer_id, port=80, protocol="http")
+        lb = world.gateway_lb("shape", "127.16.2.10", listeners=((80, "http"),))
     lbs = rpc_call(world, "DescribeLoadBalancers", {"RegionId": REGION}, version="2014-05-15")
     assert set(lbs["body"]) == PAGED | {"LoadBalancers"}
     (item,) = listed(lbs["body"], "LoadBalancers", "LoadBalancer")

@@ -6,12 +6,9 @@ import hashlib
 import uuid
 
 import pytest
-from alibabacloud_tea_openapi import models as open_api_models
-from alibabacloud_tea_openapi.client import Client as OpenApiClient
 from alibabacloud_tea_openapi.exceptions import ClientException
-from alibabacloud_tea_util.models import RuntimeOptions
 from alibabacloud_vpc20160428 import models as vpc_models
-from aliyun_helpers import REGION, World, rpc_headers, send, sign_acs3, utc_date
+from aliyun_helpers import REGION, World, rpc_call, rpc_headers, send, sign_acs3, utc_date
 
 from egress_sandbox.aliyun import sts
 from egress_sandbox.aliyun.common import signature as sig
@@ -142,21 +139,8 @@ def test_sdk_unknown_access_key_and_wrong_secret(world: World) -> None:
     assert (info.value.code, info.value.status_code) == ("SignatureDoesNotMatch", 400)
 
 
-def _call(world: World, action: str, version: str, **config: str) -> dict[str, object]:
-    client = OpenApiClient(world.config(**config))
-    params = open_api_models.Params(
-        action=action,
-        version=version,
-        protocol="HTTP",
-        pathname="/",
-        method="POST",
-        auth_type="AK",
-        style="RPC",
-        req_body_type="formData",
-        body_type="json",
-    )
-    request = open_api_models.OpenApiRequest(query={"RegionId": REGION})
-    return client.call_api(params, request, RuntimeOptions())  # type: ignore[no-any-return]
+def _call(world: World, action: str, version: str) -> dict[str, object]:
+    return rpc_call(world, action, {"RegionId": REGION}, version=version)
 
 
 def test_unknown_action_and_version(world: World) -> None:

@@ -12,31 +12,15 @@ from egress_sandbox.aliyun.slb import models as slb
 
 @pytest.fixture
 def lbs(world: World) -> list[str]:
-    gw = world.vswitch("gateway")
     with world.lock:
-        private = slb.create_load_balancer(
-            world.cloud,
-            world.ids,
-            name="mse-private",
-            vpc_id=gw.vpc_id,
-            vswitch_id=gw.vswitch_id,
-            spec="slb.s2.small",
-            address_type="intranet",
-            address="127.16.2.10",
+        private = world.gateway_lb(
+            "mse-private",
+            "127.16.2.10",
             tags={"ack.aliyun.com": world.cluster_id, "role": "private"},
+            listeners=((80, "tcp"), (443, "tcp")),
         )
-        slb.add_listener(world.cloud, private.load_balancer_id, port=80, protocol="tcp")
-        slb.add_listener(world.cloud, private.load_balancer_id, port=443, protocol="tcp")
-        public = slb.create_load_balancer(
-            world.cloud,
-            world.ids,
-            name="mse-public",
-            vpc_id=gw.vpc_id,
-            vswitch_id=gw.vswitch_id,
-            spec="slb.s2.small",
-            address_type="internet",
-            address="47.96.9.9",
-            tags={"role": "public"},
+        public = world.gateway_lb(
+            "mse-public", "47.96.9.9", address_type="internet", tags={"role": "public"}
         )
     return [private.load_balancer_id, public.load_balancer_id]
 
@@ -89,3 +73,12 @@ def test_describe_load_balancer_attribute(world: World, lbs: list[str]) -> None:
     with world.lock:
         assert slb.delete_load_balancer(world.cloud, lbs[0]) is not None
         assert slb.delete_load_balancer(world.cloud, lbs[0]) is None
+
+
+def test_intranet_address_must_be_a_free_address_of_the_vswitch(world: World) -> None:
+    with world.lock:
+        with pytest.raises(ValueError, match="not in vSwitch"):
+            world.gateway_lb("outside", "127.16.1.10")  # the node vSwitch's block
+        world.gateway_lb("first", "127.16.2.10")
+        with pytest.raises(ValueError, match="already used"):
+            world.gateway_lb("second", "127.16.2.10")

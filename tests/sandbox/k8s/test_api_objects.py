@@ -189,3 +189,42 @@ def test_namespace_deletion_cascades_and_waits_for_finalized_content(cluster: Cl
     with pytest.raises(ApiException) as e:
         core.read_namespace("team")
     assert e.value.status == 404
+
+
+def test_update_refuses_another_uid(cluster: Cluster) -> None:
+    core = _core(cluster)
+    obj = core.create_namespaced_config_map("default", cm("a"))
+    obj.metadata.uid = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(ApiException) as e:
+        core.replace_namespaced_config_map("a", "default", obj)
+    st = status_of(e.value)
+    assert (e.value.status, st["reason"]) == (422, "Invalid")
+    assert st["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "00000000-0000-0000-0000-000000000000": field is immutable',
+            "field": "metadata.uid",
+        }
+    ]
+
+
+def test_object_being_deleted_takes_no_new_finalizers(cluster: Cluster) -> None:
+    core = _core(cluster)
+    core.create_namespaced_config_map("default", cm("a", finalizers=["example.com/hold"]))
+    core.delete_namespaced_config_map("a", "default")
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map(
+            "a", "default", {"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}
+        )
+    st = status_of(e.value)
+    assert (e.value.status, st["reason"]) == (422, "Invalid")
+    assert st["details"]["causes"][0]["field"] == "metadata.finalizers"
+    assert st["details"]["causes"][0]["message"] == (
+        "Forbidden: no new finalizers can be added if the object is being deleted, "
+        'found new finalizers []string{"example.com/more"}'
+    )
+    # Removing the remaining finalizer still lets it go.
+    core.patch_namespaced_config_map("a", "default", {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiException) as e:
+        core.read_namespaced_config_map("a", "default")
+    assert e.value.status == 404
