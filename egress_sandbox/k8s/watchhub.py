@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from egress_sandbox.k8s.errors import Gone
+from egress_sandbox.k8s.errors import BadRequest, Gone
 from egress_sandbox.k8s.types import ResourceType
 
 Obj = dict[str, Any]
@@ -79,6 +79,9 @@ class WatchHub:
         with self._lock:
             w = Watcher(self, match)
             if since_rv not in (None, "", "0"):
+                if not since_rv.isdigit():
+                    # kube-apiserver parses resourceVersion as uint64 and answers 400 otherwise.
+                    raise BadRequest(f"invalid resource version: {since_rv!r}")
                 start = int(since_rv)
                 oldest = self._history[0].rv if self._history else current_rv
                 if start < oldest - 1 and start < current_rv:

@@ -173,3 +173,14 @@ def test_watch_object_leaving_the_field_selector_is_deleted(cluster: Cluster) ->
     events = [json.loads(line) for line in resp.read().decode().splitlines()]
     assert [e["type"] for e in events] == ["DELETED"]
     assert events[0]["object"]["status"]["phase"] == "Pending"  # the last matching state
+
+
+def test_watch_with_a_resource_version_that_is_not_a_number_is_400(cluster: Cluster) -> None:
+    resp = cluster.http().get(
+        cluster.url("/api/v1/namespaces/default/configmaps"),
+        params={"watch": "1", "resourceVersion": "abc", "timeoutSeconds": "1"},
+        timeout=10,
+    )
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["kind"] == "Status" and body["reason"] == "BadRequest"
