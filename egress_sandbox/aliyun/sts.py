@@ -13,6 +13,8 @@ import time
 from egress_sandbox.aliyun.records import BearerToken, CloudState, StsToken
 from egress_sandbox.core.ids import IdFactory
 
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 
 def _expiration(duration_seconds: float, now: float | None) -> str:
     at = dt.datetime.fromtimestamp(
@@ -37,11 +39,8 @@ def mint_sts_token(
     token = StsToken(
         access_key_id="STS."
         + ids.token(24, "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"),
-        access_key_secret=ids.token(
-            40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-        ),
-        security_token="CAIS"
-        + ids.token(120, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+        access_key_secret=ids.token(40, _ALNUM),
+        security_token="CAIS" + ids.token(120, _ALNUM + "+/"),
         principal=principal,
         expiration=_expiration(duration_seconds, now),
         read_only=read_only,
@@ -61,7 +60,7 @@ def mint_bearer_token(
 ) -> BearerToken:
     """Issue a bearer token accepted in ``x-acs-bearer-token``."""
     token = BearerToken(
-        token=ids.token(64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
+        token=ids.token(64, _ALNUM),
         principal=principal,
         expiration=_expiration(duration_seconds, now),
         read_only=read_only,
