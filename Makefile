@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed  ## start the sandbox and run the whole runbook headless
 	$(BIN)/egress-sandbox up
-	$(BIN)/egress-runbook run $(PARAMS)
+	$(BIN)/egress-runbook run $(PARAMS) --approve  # the demo says yes; sandbox.yaml, like every default, says no
 
 test: $(BIN)/.installed  ## every test: lint, types, unit, integration, sandbox, nbval
 	$(BIN)/ruff check .

@@ -4,8 +4,9 @@ Typical use::
 
     from egress_lib import connect, load_parameters, steps
     session = connect(load_parameters("parameters/sandbox.yaml"))
-    print(steps.gateway.plan(session))
-    steps.gateway.apply(session)
+    plan = steps.gateway.plan(session)   # reads only
+    print(plan)                          # review it: the objects, the diffs, the requests
+    steps.gateway.apply(session, plan)   # exactly that plan, or PlanStale; needs approve
 
 The public API is what ``__all__`` lists: the entry points, the step modules, the result
 types and the exceptions. Lower-level helpers stay in their modules (``egress_lib.kube``,
@@ -19,10 +20,14 @@ from egress_lib.errors import (
     CloudConnectionError,
     EgressError,
     KubernetesApiError,
+    LockHeld,
     NotApproved,
     ParameterError,
+    PlanConflict,
+    PlanStale,
     PreconditionFailed,
     Problem,
+    StepFailed,
     WaitTimeout,
 )
 from egress_lib.parameters import Destination, Parameters, load_parameters
@@ -42,13 +47,17 @@ __all__ = [
     "EgressError",
     "Facts",
     "KubernetesApiError",
+    "LockHeld",
     "NotApproved",
     "ParameterError",
     "Parameters",
     "Plan",
+    "PlanConflict",
+    "PlanStale",
     "PreconditionFailed",
     "Problem",
     "Session",
+    "StepFailed",
     "StepResult",
     "VerifyResult",
     "WaitTimeout",

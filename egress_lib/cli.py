@@ -1,18 +1,40 @@
-"""``egress-runbook``: run the runbook headless, or check a parameters file."""
+"""``egress-runbook``: plan, run and tear down the runbook headless; list past runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from egress_lib.errors import EgressError
-from egress_lib.runner import STEPS, run
+from egress_lib import records
+from egress_lib.errors import EgressError, ParameterError, Problem
+from egress_lib.runner import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_APPROVED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Outcome,
+    run,
+)
+from egress_lib.steps import RUNBOOK, TEARDOWN, Step, find
+
+EPILOG = f"""\
+exit codes:
+  {EXIT_OK}    ok, or nothing to change
+  {EXIT_FAILED}    a step failed (or cannot be applied: conflicts, the cluster is locked)
+  {EXIT_USAGE}    bad parameters or usage; nothing was changed
+  {EXIT_NOT_APPROVED}    the plan has changes that were not approved (a plan-only run)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); the run record says where
+
+steps: {", ".join(s.name for s in RUNBOOK)}; teardown: {TEARDOWN.name}
+"""
 
 
 def _print_verify_table(out_dir: Path) -> None:
-    path = out_dir / "verify.json"
+    path = out_dir / records.VERIFY_FILE
     if not path.exists():
         return
     rows = json.loads(path.read_text(encoding="utf-8"))
@@ -26,26 +48,91 @@ def _print_verify_table(out_dir: Path) -> None:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in args.param or []:
+        if len(item) == 1:
+            key, sep, value = item[0].partition("=")
+            if not sep:
+                raise ParameterError(Problem("-p", "(not shown)", "-p KEY VALUE or -p KEY=VALUE"))
+        elif len(item) == 2:
+            key, value = item
+        else:
+            raise ParameterError(Problem("-p", " ".join(item), "-p KEY VALUE or -p KEY=VALUE"))
+        out[key] = value
+    for name, key in (
+        ("context", "kube_context"),
+        ("kubeconfig", "kubeconfig"),
+        ("namespace", "namespace"),
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _steps(args: argparse.Namespace) -> tuple[Step, ...]:
+    if args.command == "teardown":
+        return (TEARDOWN,)
+    chosen: tuple[Step, ...] = RUNBOOK
+    if getattr(args, "from_step", None):
+        start = find(args.from_step)
+        chosen = RUNBOOK[RUNBOOK.index(start) :]
+    if getattr(args, "steps", None):
+        wanted = {find(ref.strip()).name for ref in args.steps.split(",") if ref.strip()}
+        chosen = tuple(s for s in chosen if s.name in wanted)
+    return chosen
+
+
+def _confirm(question: str) -> bool:
     try:
-        record = run(Path(args.params), out=Path(args.out) if args.out else None)
-    except EgressError as e:
-        print(f"egress-runbook: {e}", file=sys.stderr)
-        return 2
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _report(outcome: Outcome, command: str) -> int:
+    record = outcome.record
+    print()
     for s in record.steps:
-        mark = "ok" if s.status == "ok" else "FAILED"
-        print(f"{s.step:<24} {mark:<7} {s.seconds:6.1f} s  {s.output}")
+        mark = {"ok": "ok", "failed": "FAILED", "planned": "planned"}.get(s.status, s.status)
+        where = f"  {s.output}" if s.output else ""
+        print(f"{s.step:<24} {mark:<12} {s.seconds:6.1f} s{where}")
     _print_verify_table(Path(record.out_dir))
-    failed = record.failed_step
-    if failed:
-        print(
-            f"\nstep {failed.step} failed: {failed.error}\n"
-            f"see {failed.output} (the failing cell is marked at the top)",
-            file=sys.stderr,
+    if outcome.code == EXIT_OK and command != "plan" and record.status == "ok":
+        print(f"\nall {len(record.steps)} steps passed; run record: {record.out_dir}")
+    elif outcome.code in (EXIT_OK, EXIT_NOT_APPROVED):
+        print(f"\n{outcome.message}; run record: {record.out_dir}")
+    else:
+        failed = record.step(record.failed_step) if record.failed_step else None
+        hint = (
+            f"\nsee {failed.output} (the failing cell is marked at the top)"
+            if failed and failed.output
+            else ""
         )
-        return 1
-    print(f"\nall {len(record.steps)} steps passed; run record: {record.out_dir}")
-    return 0
+        print(f"\n{outcome.message or record.message}{hint}", file=sys.stderr)
+        print(f"run record: {record.out_dir}", file=sys.stderr)
+    return outcome.code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    interactive = args.command != "plan" and sys.stdin.isatty()
+    try:
+        outcome = run(
+            Path(args.params),
+            command=args.command,
+            out=Path(args.out) if args.out else None,
+            steps=_steps(args),
+            overrides=_overrides(args),
+            approve=bool(getattr(args, "approve", False)),
+            confirm=_confirm if interactive else None,
+            wait_lock=float(getattr(args, "wait_lock", 0) or 0),
+        )
+    except (EgressError, ValueError) as e:
+        print(f"egress-runbook: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return _report(outcome, args.command)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -55,21 +142,108 @@ def cmd_check(args: argparse.Namespace) -> int:
         params = load_parameters(Path(args.params))
     except EgressError as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"{args.params}: valid (cluster {params.cluster_name}, target {params.target})")
-    return 0
+    return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="egress-runbook", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help=f"run the steps in order: {', '.join(STEPS)}")
-    p_run.add_argument("params", help="parameters file, e.g. parameters/sandbox.yaml")
-    p_run.add_argument("--out", help="folder for run records (default: runs/)")
+def cmd_runs(args: argparse.Namespace) -> int:
+    root = Path(args.out) if args.out else Path("runs")
+    try:
+        if args.cluster == "show":
+            if not args.run:
+                print("egress-runbook: runs show RUN: name a run", file=sys.stderr)
+                return EXIT_USAGE
+            print(records.format_run(records.find_run(root, args.run)))
+        else:
+            records.mark_killed(root, args.cluster)
+            print(records.format_runs(records.list_runs(root, args.cluster)))
+    except EgressError as e:
+        print(f"egress-runbook: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _target_options(p: argparse.ArgumentParser, *, approve: bool, select: bool) -> None:
+    p.add_argument("params", help="parameters file, e.g. parameters/sandbox.yaml")
+    p.add_argument("--out", help="folder for run records (default: runs/)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        nargs="+",
+        metavar="KEY VALUE",
+        help="override a parameter: -p gateway.replicas 2 or -p gateway.replicas=2",
+    )
+    p.add_argument("--context", help="kubeconfig context (overrides kube_context)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (overrides kubeconfig)")
+    p.add_argument("-n", "--namespace", help="namespace (overrides namespace)")
+    if select:
+        p.add_argument("--from", dest="from_step", metavar="STEP", help="start at this step")
+        p.add_argument("--steps", metavar="A,B", help="only these steps (names or numbers)")
+    if approve:
+        p.add_argument(
+            "--approve",
+            "--auto-approve",
+            action="store_true",
+            help="apply without asking (as approve: true does)",
+        )
+        p.add_argument(
+            "--wait-lock",
+            type=float,
+            default=0,
+            metavar="SECONDS",
+            help="wait this long for another run's lock on the cluster (default: do not wait)",
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="egress-runbook",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p_run = sub.add_parser(
+        "run",
+        help="plan every step, ask, then run them in order",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    _target_options(p_run, approve=True, select=True)
+    p_plan = sub.add_parser(
+        "plan", help="show every step's plan; change nothing", epilog=EPILOG, formatter_class=fmt
+    )
+    _target_options(p_plan, approve=False, select=True)
+    p_down = sub.add_parser(
+        "teardown",
+        help="delete what the runbook created (plan, ask, apply)",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    _target_options(p_down, approve=True, select=False)
     p_check = sub.add_parser("check", help="validate a parameters file and change nothing")
     p_check.add_argument("params")
-    args = parser.parse_args(argv)
-    return cmd_run(args) if args.command == "run" else cmd_check(args)
+    p_runs = sub.add_parser("runs", help="list past runs: runs [CLUSTER], or runs show RUN")
+    p_runs.add_argument("cluster", nargs="?", help="a cluster name, or 'show'")
+    p_runs.add_argument("run", nargs="?", help="with show: a run ID, a prefix of one, or a path")
+    p_runs.add_argument("--out", help="folder of run records (default: runs/)")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "runs":
+        return cmd_runs(args)
+    try:
+        return cmd_run(args)
+    except KeyboardInterrupt:  # outside a run (while loading): nothing was started
+        print("egress-runbook: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

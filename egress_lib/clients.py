@@ -6,8 +6,10 @@ the same way a real cluster is found through a kubeconfig and a credential chain
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,10 @@ from typing import Any
 from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, retry_options
 from egress_lib.errors import EgressError
 from egress_lib.parameters import Parameters
+
+# Set by egress_lib.runner for the kernels it starts: every step of one run shares its ID
+# (verify pod names, SNAT ClientTokens, the lock's holder).
+RUN_ID_ENV = "EGRESS_RUN_ID"
 
 SANDBOX_NOT_RUNNING = (
     "the sandbox is not running: start it with `egress-sandbox up` (or `make demo`)"
@@ -104,6 +110,13 @@ class Session:
     slb: Any = field(repr=False)
     cs: Any = field(repr=False)
     target_description: str = ""
+    # One ID per run: from the runner, or a new one per session (interactive use).
+    run_id: str = field(default_factory=lambda: new_run_id())
+
+    @property
+    def short_run_id(self) -> str:
+        """The random part of the run ID (6 hex digits), for object names."""
+        return self.run_id.rsplit("-", 1)[-1]
 
     def __repr__(self) -> str:
         return f"Session({self.target_description})"
@@ -113,6 +126,15 @@ class Session:
         close = getattr(self.api_client, "close", None)
         if callable(close):
             close()
+
+
+def new_run_id() -> str:
+    """``<UTC %Y%m%dT%H%M%SZ>-<6 hex>``, or the runner's ID from ``$EGRESS_RUN_ID``."""
+    env = os.environ.get(RUN_ID_ENV)
+    if env:
+        return env
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
 
 
 def connect(params: Parameters) -> Session:

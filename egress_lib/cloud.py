@@ -52,6 +52,13 @@ def call(product: Product, action: str, fn: Callable[..., Any], *args: Any) -> A
     SDK exceptions become :class:`CloudApiError` (transport failures
     :class:`CloudConnectionError`); the action and RequestId are logged, never credentials.
     """
+    return call_with_id(product, action, fn, *args)[0]
+
+
+def call_with_id(
+    product: Product, action: str, fn: Callable[..., Any], *args: Any
+) -> tuple[Any, dict[str, str]]:
+    """:func:`call`, also returning ``{product, action, request_id}`` for the run record."""
     try:
         resp = fn(*args)
     except TeaException as e:
@@ -61,7 +68,7 @@ def call(product: Product, action: str, fn: Callable[..., Any], *args: Any) -> A
     body = getattr(resp, "body", resp)
     request_id = _request_id(resp, body)
     log.info("%s:%s ok RequestId=%s", product, action, request_id)
-    return body
+    return body, {"product": product, "action": action, "request_id": request_id or ""}
 
 
 def _request_id(resp: Any, body: Any) -> str | None:

@@ -1,7 +1,20 @@
 """The exceptions egress_lib raises; every one derives from :class:`EgressError`.
 
 SDK and Kubernetes client exceptions are converted at the call site (``raise ... from e``)
-so callers handle one tree and messages never carry request headers or credentials.
+so callers handle one tree and messages never carry request headers or credentials::
+
+    EgressError
+    ├── ParameterError        bad parameters (also a ValueError); nothing was changed
+    ├── CloudApiError         an Alibaba Cloud call failed: code, HTTP status, RequestId
+    │   └── CloudConnectionError   the endpoint gave no usable answer
+    ├── KubernetesApiError    a Kubernetes call failed: HTTP status and reason
+    ├── WaitTimeout           a wait reached its deadline (also a TimeoutError)
+    ├── PreconditionFailed    a fact about the cluster or cloud makes the step unsafe
+    ├── NotApproved           the plan has changes and approve is false
+    ├── PlanStale             the world changed since the plan; nothing was written
+    ├── PlanConflict          the plan would take over objects the runbook does not own
+    ├── LockHeld              another run holds the cluster's lock
+    └── StepFailed            a step ran but its outcome is wrong (verify failed, ...)
 """
 
 from __future__ import annotations
@@ -199,6 +212,58 @@ class PreconditionFailed(EgressError):
 
 class NotApproved(EgressError):
     """The step would change something but ``approve`` is false."""
+
+
+class PlanStale(EgressError):
+    """The world changed between the plan and apply; ``changes`` says what. Nothing written."""
+
+    def __init__(self, step: str, changes: Sequence[str], *, written: Sequence[str] = ()):
+        self.step = step
+        self.changes = list(changes)
+        self.written = list(written)
+        lines = "\n".join(f"  - {c}" for c in self.changes)
+        done = (
+            "nothing was written"
+            if not self.written
+            else "already applied before this was seen: " + ", ".join(self.written)
+        )
+        super().__init__(
+            f"the plan for {step} is stale; {done}. What changed since the plan:\n{lines}\n"
+            "Plan again, review the new plan, then apply it."
+        )
+
+
+class PlanConflict(EgressError):
+    """The plan would take over objects the runbook did not create; ``conflicts`` names them."""
+
+    def __init__(self, step: str, conflicts: Sequence[str]):
+        self.step = step
+        self.conflicts = list(conflicts)
+        lines = "\n".join(f"  - {c}" for c in self.conflicts)
+        super().__init__(
+            f"{step} cannot be applied: {len(self.conflicts)} object(s) exist that egress-runbook "
+            f"did not create:\n{lines}\nRename ours in the parameters, remove theirs, or list "
+            "them under adopt: (e.g. adopt: [Ingress/mse-ingress]) to take them over."
+        )
+
+
+class LockHeld(EgressError):
+    """Another run holds the cluster's lock (a coordination.k8s.io Lease)."""
+
+    def __init__(self, lease: str, namespace: str, holder: str, detail: str = ""):
+        self.lease = lease
+        self.namespace = namespace
+        self.holder = holder
+        extra = f"; {detail}" if detail else ""
+        super().__init__(
+            f"another run holds the lock on this cluster: Lease {namespace}/{lease} is held by "
+            f"{holder}{extra}. Wait for it to finish (egress-runbook run --wait-lock SECONDS), "
+            "or, if that run is dead, let the lease expire."
+        )
+
+
+class StepFailed(EgressError):
+    """A step ran to the end but its outcome is wrong (e.g. a destination is unreachable)."""
 
 
 # Signed RPC-style requests carry these in the query string, and transport errors quote the

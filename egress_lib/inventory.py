@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from egress_lib.cloud import Product, call
 from egress_lib.errors import CloudApiError, EgressError
+from egress_lib.resources import Clb, Eip, NatGateway, SnatEntry, VSwitch
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -145,3 +146,31 @@ def load_balancers(session: Session, **filters: str) -> list[Row]:
 def is_not_found(err: CloudApiError) -> bool:
     """True for 404s and *.NotFound codes (the resource is absent, not the call broken)."""
     return err.status_code == 404 or bool(err.code and err.code.endswith("NotFound"))
+
+
+# --- typed look-ups: what the steps work on ------------------------------------------------
+
+
+def snat_table(session: Session, snat_table_id: str, **filters: str) -> list[SnatEntry]:
+    """The SNAT table's entries as :class:`SnatEntry` records."""
+    return [SnatEntry.from_wire(r) for r in snat_entries(session, snat_table_id, **filters)]
+
+
+def nat_gateway_records(session: Session, vpc_id: str) -> list[NatGateway]:
+    """The VPC's NAT gateways as :class:`NatGateway` records."""
+    return [NatGateway.from_wire(r) for r in nat_gateways(session, vpc_id)]
+
+
+def eip_records(session: Session, nat_gateway_id: str) -> list[Eip]:
+    """EIPs bound to the NAT gateway as :class:`Eip` records."""
+    return [Eip.from_wire(r) for r in eips_of(session, nat_gateway_id)]
+
+
+def vswitch_records(session: Session, vpc_id: str) -> list[VSwitch]:
+    """The VPC's vSwitches as :class:`VSwitch` records."""
+    return [VSwitch.from_wire(r) for r in vswitches(session, vpc_id)]
+
+
+def clbs(session: Session, **filters: str) -> list[Clb]:
+    """CLBs in the region as :class:`Clb` records."""
+    return [Clb.from_wire(r) for r in load_balancers(session, **filters)]

@@ -110,9 +110,19 @@ class Kind:
         fn = getattr(api, f"replace_{self.suffix}")
         return _json(fn(name, *self._scope(namespace), obj, **extra))
 
-    def delete(self, session: Session, name: str, namespace: str | None) -> None:
+    def delete(
+        self,
+        session: Session,
+        name: str,
+        namespace: str | None,
+        preconditions: dict[str, str] | None = None,
+    ) -> None:
         api = self._api(session)
         extra = _extra(dry_run=False)
+        if preconditions:
+            # A uid precondition makes the server refuse (409) to delete a different object
+            # that has taken the name since the plan.
+            extra["body"] = {"preconditions": dict(preconditions)}
         if self.custom:
             g, v, p = self.custom
             if self.namespaced:
@@ -145,6 +155,7 @@ KINDS: dict[str, Kind] = {
         Kind("Service", "core", "namespaced_service", True),
         Kind("Pod", "core", "namespaced_pod", True),
         Kind("Namespace", "core", "namespace", False),
+        Kind("ConfigMap", "core", "namespaced_config_map", True),
         Kind("Ingress", "networking", "namespaced_ingress", True),
         Kind("IngressClass", "networking", "ingress_class", False),
         Kind("Deployment", "apps", "namespaced_deployment", True),

@@ -1,18 +1,20 @@
-"""Idempotent apply, plan, read-back, delete and watch-based waits for Kubernetes objects."""
+"""Plan and apply Kubernetes changes under preconditions; read-back, delete, watch-based waits."""
 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from egress_lib import ownership
 from egress_lib.errors import KubernetesApiError, WaitTimeout
 from egress_lib.kinds import REQUEST_TIMEOUT, kind_of
+from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change
 from egress_lib.progress import waiting_bar
 
@@ -24,14 +26,6 @@ log = logging.getLogger("egress_lib.kube")
 Obj = dict[str, Any]
 # Longest single watch request; the loop re-watches until the caller's deadline.
 WATCH_CHUNK_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class ApplyOutcome:
-    """Result of :func:`apply`: what happened and the object as the server returned it."""
-
-    action: Literal["created", "updated", "unchanged"]
-    object: Obj
 
 
 @contextmanager
@@ -113,7 +107,8 @@ def diff(desired: Any, actual: Any, path: str = "") -> list[str]:
 
 def _merged(current: Obj, desired: Obj) -> Obj:
     # Replace body = the server's object with the desired keys laid over it, so fields the
-    # server or other controllers own (clusterIP, status, finalizers) are kept.
+    # server or other controllers own (clusterIP, finalizers) are kept. Status is left out:
+    # replace ignores it, and it would make the body change with every controller update.
     def merge(base: Any, over: Any) -> Any:
         if isinstance(base, dict) and isinstance(over, dict):
             out = dict(base)
@@ -123,69 +118,201 @@ def _merged(current: Obj, desired: Obj) -> Obj:
         return copy.deepcopy(over)
 
     body: Obj = merge(strip_server_fields(current), desired)
+    body.pop("status", None)
     body["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
     return body
 
 
-def apply(session: Session, obj: Obj, *, dry_run: bool = False) -> ApplyOutcome:
-    """Create ``obj`` or bring the server's copy in line with it; no write when equal.
+# Metadata the server sets on every write; left out of what the operator reviews.
+_VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
 
-    Updates carry the read resourceVersion; one 409 Conflict is retried after re-reading.
+
+def for_review(obj: Obj) -> Obj:
+    """``obj`` without status and server bookkeeping, as a plan shows it."""
+    out = strip_server_fields(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for key in _VOLATILE_META:
+        meta.pop(key, None)
+    return out
+
+
+def unified_diff(before: Obj, after: Obj, label: str) -> str:
+    """A unified diff of two objects' YAML (review form), ``live`` against ``after apply``."""
+    a = to_yaml(for_review(before)).splitlines(keepends=True)
+    b = to_yaml(for_review(after)).splitlines(keepends=True)
+    return "".join(
+        difflib.unified_diff(a, b, f"{label} (live)", f"{label} (after apply, server dry run)")
+    )
+
+
+def plan_object(session: Session, obj: Obj) -> Change:
+    """What applying ``obj`` would do, as a :class:`Change` with body, payload and precondition.
+
+    Nothing is written: the server validates the object with a dry run, and the body shows
+    its answer (the whole object for a create, a diff for an update). An existing object the
+    runbook does not own is a ``conflict`` unless the parameters adopt it.
     """
     kind, name, namespace = _ident(obj)
     k = kind_of(kind)
-    for attempt in (1, 2):
-        current = get(session, kind, name, namespace)
-        try:
-            if current is None:
-                with k8s_errors("create", kind, name):
-                    created = k.create(session, obj, dry_run)
-                log.info("created %s/%s%s", kind, name, " (dry run)" if dry_run else "")
-                return ApplyOutcome("created", created)
-            differences = diff(obj, current)
-            if not differences:
-                return ApplyOutcome("unchanged", current)
-            with k8s_errors("update", kind, name):
-                updated = k.replace(session, _merged(current, obj), dry_run)
-            log.info("updated %s/%s: %s", kind, name, "; ".join(differences))
-            return ApplyOutcome("updated", updated)
-        except KubernetesApiError as e:
-            if e.status == 409 and attempt == 1:
-                log.info("conflict on %s/%s, re-reading once", kind, name)
-                continue
-            raise
-    raise AssertionError("unreachable")
-
-
-def plan_apply(session: Session, obj: Obj) -> Change:
-    """What :func:`apply` would do, validated by a server-side dry run when possible."""
-    kind, name, namespace = _ident(obj)
-    k = kind_of(kind)
+    p = session.params
     current = get(session, kind, name, namespace)
-    if current is not None:
-        differences = diff(obj, current)
-        if not differences:
-            return Change("unchanged", kind, name, "matches the server")
-        detail = "; ".join(differences[:4]) + (" …" if len(differences) > 4 else "")
-        note = _dry_run(lambda: k.replace(session, _merged(current, obj), True), kind, name)
-        return Change("update", kind, name, detail + note)
-    note = _dry_run(lambda: k.create(session, obj, True), kind, name)
-    return Change("create", kind, name, ("server dry run passed" + note) if not note else note[2:])
+    if current is None:
+        result, note = _dry_run(lambda: k.create(session, obj, True), kind, name)
+        body = to_yaml_text(for_review(result if result else obj))
+        detail = note or "server dry run passed"
+        return Change("create", kind, name, detail, namespace, body, copy.deepcopy(obj))
+    uid = str((current.get("metadata") or {}).get("uid") or "")
+    rv = str((current.get("metadata") or {}).get("resourceVersion") or "")
+    whose = ownership.owner(current, p)
+    adopted = p.adopts(kind, name)
+    if whose != "ours" and not adopted:
+        found = (current.get("metadata") or {}).get("labels") or {}
+        by = (
+            f"by egress-runbook for cluster {found.get(ownership.CLUSTER_LABEL)!r}"
+            if whose == "other-cluster"
+            else f"without the label {ownership.MANAGED_BY}={ownership.MANAGER}"
+        )
+        return Change(
+            "conflict",
+            kind,
+            name,
+            f"exists, made {by}; list {kind}/{name} under adopt: to take it over",
+            namespace,
+            to_yaml_text(for_review(current)),
+            precondition={"uid": uid},
+        )
+    differences = diff(obj, current)
+    if not differences:
+        return Change(
+            "unchanged", kind, name, "matches the server", namespace, precondition={"uid": uid}
+        )
+    merged = _merged(current, obj)
+    result, note = _dry_run(lambda: k.replace(session, merged, True), kind, name)
+    summary = "; ".join(differences[:3]) + (" …" if len(differences) > 3 else "")
+    if whose != "ours":
+        summary = f"adopt (parameters adopt: {kind}/{name}); {summary}"
+    body = unified_diff(current, result or merged, f"{kind}/{name}")
+    return Change(
+        "update",
+        kind,
+        name,
+        summary + (f"; {note}" if note else ""),
+        namespace,
+        body,
+        merged,
+        {"resourceVersion": rv, "uid": uid},
+    )
 
 
-def _dry_run(fn: Callable[[], Obj], kind: str, name: str) -> str:
+def plan_delete(session: Session, obj: Obj, why: str) -> Change:
+    """A delete of ``obj`` (as listed or read), conditional on its uid."""
+    kind, name, namespace = _ident(obj)
+    uid = str((obj.get("metadata") or {}).get("uid") or "")
+    return Change(
+        "delete",
+        kind,
+        name,
+        why,
+        namespace,
+        to_yaml_text(for_review(obj)),
+        {"uid": uid},
+        {"uid": uid},
+    )
+
+
+def to_yaml_text(obj: Obj) -> str:
+    """Block-style YAML of one object."""
+    return to_yaml(obj)
+
+
+def _dry_run(fn: Callable[[], Obj], kind: str, name: str) -> tuple[Obj | None, str]:
     # Invalid objects fail here (422) before anything changes. Missing APIs (CRD not yet
     # installed) and missing dry-run rights are notes, not failures: apply will tell.
     try:
         with k8s_errors("dry-run", kind, name):
-            fn()
+            return fn(), ""
     except KubernetesApiError as e:
         if e.status == 404:
-            return f"; not validated: the {kind} API or namespace does not exist yet"
+            return None, f"not validated yet: the {kind} API or namespace does not exist yet"
         if e.status == 403:
-            return f"; not validated: no permission for a server dry run ({e.reason})"
+            return None, f"not validated: no permission for a server dry run ({e.reason})"
         raise
-    return ""
+
+
+class StaleObject(Exception):
+    """A precondition of a planned Kubernetes change failed (internal; steps raise PlanStale)."""
+
+    def __init__(self, ref: str, why: str) -> None:
+        super().__init__(f"{ref}: {why}")
+
+
+def apply_change(session: Session, change: Change) -> Change:
+    """Carry out one planned create, update or delete exactly, under its precondition.
+
+    Returns the change as applied (``result`` holds the uid and resourceVersion written).
+    Raises :class:`StaleObject` when the object changed since the plan.
+    """
+    k = kind_of(change.kind)
+    try:
+        if change.action == "create":
+            with k8s_errors("create", change.kind, change.name):
+                obj = k.create(session, change.payload, False)
+        elif change.action == "update":
+            with k8s_errors("update", change.kind, change.name):
+                obj = k.replace(session, change.payload, False)
+        elif change.action == "delete":
+            with k8s_errors("delete", change.kind, change.name):
+                k.delete(session, change.name, change.namespace, change.precondition or None)
+            log.info("deleted %s", change.ref)
+            return _applied(change, {"uid": change.precondition.get("uid", "")})
+        else:
+            raise ValueError(f"not a change apply makes: {change.action}")
+    except KubernetesApiError as e:
+        if e.status == 409:
+            raise StaleObject(change.ref, f"changed since the plan ({e.reason})") from e
+        if e.status == 404 and change.action in ("update", "delete"):
+            if change.action == "delete":
+                return _applied(change, {"already": "absent"})
+            raise StaleObject(change.ref, "deleted since the plan") from e
+        raise
+    meta = obj.get("metadata") or {}
+    log.info("%sd %s", change.action.rstrip("e"), change.ref)
+    return _applied(
+        change, {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    )
+
+
+def _applied(change: Change, result: dict[str, Any]) -> Change:
+    return Change(
+        change.action,
+        change.kind,
+        change.name,
+        change.detail,
+        change.namespace,
+        change.body,
+        None,
+        dict(change.precondition),
+        {**change.result, **result},
+    )
+
+
+def list_owned(session: Session, kind: str, namespace: str | None) -> list[Obj]:
+    """Objects of ``kind`` carrying this cluster's ownership labels."""
+    fn, args = kind_of(kind).list_call(session, namespace)
+    with k8s_errors("list", kind, None):
+        resp = fn(
+            *args,
+            label_selector=ownership.selector(session.params),
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+    data = json.loads(resp.data)
+    items: list[Obj] = data.get("items") or []
+    for item in items:
+        item.setdefault("apiVersion", data.get("apiVersion"))
+        item.setdefault("kind", kind)
+    return items
 
 
 def read_back(session: Session, obj: Obj) -> Obj:

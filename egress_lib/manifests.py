@@ -1,7 +1,8 @@
 """Pure builders for the Kubernetes objects the runbook applies.
 
-From the seed procedure's inputs they produce exactly the seed's YAML (no extra labels or
-annotations), so what the operator reads in the documentation is what lands in the cluster.
+From the seed procedure's inputs they produce the seed's YAML plus the ownership labels
+(:mod:`egress_lib.ownership`), so what the operator reads in the documentation is what lands
+in the cluster, and teardown can tell our objects from anyone else's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from egress_lib.ownership import labels
 from egress_lib.parameters import Destination, Parameters
 
 MSE_GROUP = "mse.alibabacloud.com"
@@ -26,7 +28,7 @@ def mse_ingress_config(p: Parameters) -> Manifest:
     return {
         "apiVersion": f"{MSE_GROUP}/{MSE_VERSION}",
         "kind": "MseIngressConfig",
-        "metadata": {"name": p.gateway.config_name},
+        "metadata": {"name": p.gateway.config_name, "labels": labels(p)},
         "spec": {
             "name": p.gateway.name,
             "common": {
@@ -46,7 +48,7 @@ def ingress_class(p: Parameters) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "IngressClass",
-        "metadata": {"name": p.gateway.ingress_class},
+        "metadata": {"name": p.gateway.ingress_class, "labels": labels(p)},
         "spec": {
             "controller": MSE_CONTROLLER,
             "parameters": {
@@ -58,7 +60,7 @@ def ingress_class(p: Parameters) -> Manifest:
     }
 
 
-def external_name_service(dest: Destination, namespace: str) -> Manifest:
+def external_name_service(dest: Destination, p: Parameters) -> Manifest:
     """An ExternalName Service mapping ``dest.name`` to ``dest.host``.
 
     Ports 80 and 443 are always declared (as in the seed) so switching the backend
@@ -75,14 +77,14 @@ def external_name_service(dest: Destination, namespace: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": dest.name, "namespace": namespace},
+        "metadata": {"name": dest.name, "namespace": p.namespace, "labels": labels(p)},
         "spec": {"externalName": dest.host, "ports": ports, "type": "ExternalName"},
     }
 
 
 def external_name_services(p: Parameters) -> list[Manifest]:
     """One ExternalName Service per destination."""
-    return [external_name_service(d, p.namespace) for d in p.destinations]
+    return [external_name_service(d, p) for d in p.destinations]
 
 
 def ingress(name: str, dests: list[Destination], p: Parameters) -> Manifest:
@@ -100,7 +102,7 @@ def ingress(name: str, dests: list[Destination], p: Parameters) -> Manifest:
                 "pathType": d.path_type,
             }
         )
-    metadata: dict[str, Any] = {"name": name, "namespace": p.namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": p.namespace, "labels": labels(p)}
     if dests[0].backend_protocol == "HTTPS":
         # The gateway talks TLS to the external service; HTTP is the default, so no
         # annotation is written for it (keeps the HTTP Ingress identical to the seed's).

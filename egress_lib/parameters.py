@@ -10,17 +10,34 @@ import ast
 import copy
 import difflib
 import os
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 from pydantic import ValidationError as _ValidationError
 
 from egress_lib.errors import ParameterError, Problem
-from egress_lib.validation_messages import cross_checks, problems_from_validation_error
+from egress_lib.validation_messages import (
+    credential_problem,
+    cross_checks,
+    pop_credentials,
+    problems_from_validation_error,
+)
 from egress_lib.validators import (
+    ADOPTABLE_KINDS,
+    AdoptRef,
     ClusterId,
     DnsLabel,
     DnsSubdomain,
@@ -30,6 +47,7 @@ from egress_lib.validators import (
     NatGatewayId,
     RegionId,
     VSwitchId,
+    looks_like_credential,
 )
 
 GatewaySpec = Literal["2c4g", "4c8g", "8c16g", "16c32g"]
@@ -47,33 +65,68 @@ class _Model(BaseModel):
 class Gateway(_Model):
     """The MseIngressConfig (one MSE gateway) and the IngressClass bound to it."""
 
-    config_name: DnsSubdomain = "egress-gateway"
-    name: StrictStr = Field(default="egress-gateway", min_length=1, max_length=64)
-    ingress_class: DnsSubdomain = "mse"
-    spec: GatewaySpec = "2c4g"
-    replicas: StrictInt = Field(default=3, ge=0, le=30)
-    vswitches: list[VSwitchId] = Field(min_length=1, max_length=2)
-    private_slb_spec: SlbSpec = "slb.s2.small"
+    config_name: DnsSubdomain = Field(
+        default="egress-gateway", description="metadata.name of the MseIngressConfig"
+    )
+    name: StrictStr = Field(
+        default="egress-gateway",
+        min_length=1,
+        max_length=64,
+        description="spec.name: the gateway's name in the MSE console",
+    )
+    ingress_class: DnsSubdomain = Field(
+        default="mse",
+        description="IngressClass bound to the MseIngressConfig; keep 'mse' (without it the "
+        "add-on creates a default internet-facing gateway)",
+    )
+    spec: GatewaySpec = Field(default="2c4g", description="gateway node spec")
+    replicas: StrictInt = Field(
+        default=3, ge=0, le=30, description="gateway nodes, 0..30 (2 or more recommended)"
+    )
+    vswitches: list[VSwitchId] = Field(
+        min_length=1,
+        max_length=2,
+        description="1 or 2 dedicated vSwitch IDs (primary first) in the cluster's VPC; the "
+        "SNAT entry is added for these",
+    )
+    private_slb_spec: SlbSpec = Field(
+        default="slb.s2.small", description="spec of the internal CLB in front of the gateway"
+    )
 
 
 class Snat(_Model):
     """Where the gateway's SNAT entries go; nulls are discovered from the VPC."""
 
-    nat_gateway_id: NatGatewayId | None = None
-    snat_ip: IPv4 | None = None
-    entry_name: StrictStr = Field(default="egress-gateway", min_length=2, max_length=128)
+    nat_gateway_id: NatGatewayId | None = Field(
+        default=None, description="Internet NAT gateway of the VPC; null: the only one"
+    )
+    snat_ip: IPv4 | None = Field(
+        default=None, description="EIP of that NAT gateway used as source; null: its first EIP"
+    )
+    entry_name: StrictStr = Field(
+        default="egress-gateway",
+        min_length=2,
+        max_length=128,
+        description="SnatEntryName of the entries the runbook creates",
+    )
 
 
 class Destination(_Model):
     """One external domain reached through the gateway."""
 
-    name: DnsLabel
-    host: Host
-    port: StrictInt = Field(ge=1, le=65535)
-    path: HttpPath = "/"
-    path_type: PathType = "Prefix"
-    backend_protocol: BackendProtocol = "HTTP"
-    ingress_name: DnsSubdomain | None = None
+    name: DnsLabel = Field(description="name of the ExternalName Service")
+    host: Host = Field(description="external domain; also the Ingress rule's host")
+    port: StrictInt = Field(ge=1, le=65535, description="backend port: 80 HTTP, normally 443 HTTPS")
+    path: HttpPath = Field(default="/", description="Ingress rule path, starting with '/'")
+    path_type: PathType = Field(default="Prefix", description="Ingress rule pathType")
+    backend_protocol: BackendProtocol = Field(
+        default="HTTP", description="protocol from the gateway to the destination"
+    )
+    ingress_name: DnsSubdomain | None = Field(
+        default=None,
+        description="Ingress of this rule; destinations sharing it form one Ingress; "
+        "null: the destination's name",
+    )
 
     @property
     def ingress(self) -> str:
@@ -84,44 +137,130 @@ class Destination(_Model):
 class Verify(_Model):
     """How the test pod reaches each destination through the gateway."""
 
-    image: StrictStr = Field(default="curlimages/curl:8.10.1", min_length=1)
-    timeout_seconds: StrictInt = Field(default=60, ge=1, le=3600)
+    image: StrictStr = Field(
+        default="curlimages/curl:8.10.1",
+        min_length=1,
+        description="image of the test pod; must contain curl",
+    )
+    timeout_seconds: StrictInt = Field(
+        default=60, ge=1, le=3600, description="curl --max-time per destination"
+    )
 
 
 class Timeouts(_Model):
     """Deadlines, in seconds, for the long waits."""
 
-    controller_seconds: StrictInt = Field(default=600, ge=1, le=86400)
-    gateway_seconds: StrictInt = Field(default=900, ge=1, le=86400)
-    snat_seconds: StrictInt = Field(default=300, ge=1, le=86400)
-    ingress_status_seconds: StrictInt = Field(default=300, ge=1, le=86400)
+    controller_seconds: StrictInt = Field(
+        default=600, ge=1, le=86400, description="add-on install and controller Deployment"
+    )
+    gateway_seconds: StrictInt = Field(
+        default=900, ge=1, le=86400, description="MseIngressConfig reaching Listening"
+    )
+    snat_seconds: StrictInt = Field(
+        default=300, ge=1, le=86400, description="SNAT entries becoming Available"
+    )
+    ingress_status_seconds: StrictInt = Field(
+        default=300, ge=1, le=86400, description="Ingress status getting the CLB address"
+    )
 
 
 class Controller(_Model):
     """The MSE Ingress Controller add-on; version null = the latest the cluster offers."""
 
-    addon_name: StrictStr = Field(default="mse-ingress-controller", min_length=1)
-    version: StrictStr | None = None
+    addon_name: StrictStr = Field(
+        default="mse-ingress-controller", min_length=1, description="name of the ACK add-on"
+    )
+    version: StrictStr | None = Field(
+        default=None, description="add-on version; null: the latest the cluster offers"
+    )
+
+
+# The sandbox has one region, so region_id may be left out for target sandbox (the model
+# fills it in); for target aliyun it is required.
+SANDBOX_REGION_ID = "cn-hangzhou"
 
 
 class Parameters(_Model):
-    """Schema v1 of the runbook parameters."""
+    """Schema v1 of the runbook parameters. The only place defaults live."""
 
-    schema_version: Literal[1] = 1
-    cluster_name: DnsLabel
-    target: Literal["sandbox", "aliyun"] = "sandbox"
-    region_id: RegionId
-    cluster_id: ClusterId
-    kubeconfig: StrictStr | None = None
-    kube_context: StrictStr | None = None
-    namespace: DnsLabel = "default"
-    gateway: Gateway
-    snat: Snat = Field(default_factory=Snat)
-    destinations: list[Destination] = Field(min_length=1)
-    verify: Verify = Field(default_factory=Verify)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    controller: Controller = Field(default_factory=Controller)
-    approve: StrictBool = False
+    schema_version: Literal[1] = Field(
+        default=1, description="version of this schema; 1 is the only one"
+    )
+    cluster_name: DnsLabel = Field(
+        description="names the runs and their folders runs/<cluster_name>/; a DNS-1123 label"
+    )
+    target: Literal["sandbox", "aliyun"] = Field(
+        default="sandbox",
+        description="sandbox (the offline emulation) or aliyun (Alibaba Cloud and the "
+        "cluster's API server)",
+    )
+    # Declared without a default so it is a str once validated; _sandbox_region fills it in
+    # for the sandbox, so only target aliyun must give it.
+    region_id: RegionId = Field(
+        description="region of the cluster, VPC and NAT gateway; required for target aliyun, "
+        f"{SANDBOX_REGION_ID} for the sandbox",
+    )
+    cluster_id: ClusterId = Field(
+        description="ACK cluster ID: 'c' followed by 32 lowercase hex digits"
+    )
+    kubeconfig: StrictStr | None = Field(
+        default=None,
+        description="kubeconfig file; null: $KUBECONFIG or ~/.kube/config (the sandbox's own "
+        "for target sandbox)",
+    )
+    kube_context: StrictStr | None = Field(
+        default=None, description="kubeconfig context; null: its current context"
+    )
+    namespace: DnsLabel = Field(
+        default="default",
+        description="namespace of the ExternalName Services, Ingresses and test pods",
+    )
+    gateway: Gateway = Field(
+        description="the MSE gateway (MseIngressConfig, internal CLB only) and its IngressClass; "
+        "vswitches is required"
+    )
+    snat: Snat = Field(
+        default_factory=Snat,
+        description="SNAT entry for the gateway's vSwitches; null IDs are found in the VPC",
+    )
+    destinations: list[Destination] = Field(
+        min_length=1,
+        description="external domains reached through the gateway: one ExternalName Service "
+        "and one Ingress rule each",
+    )
+    verify: Verify = Field(
+        default_factory=Verify,
+        description="the test pod that curls each destination through the gateway",
+    )
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts, description="deadlines of the long waits, in seconds"
+    )
+    controller: Controller = Field(
+        default_factory=Controller, description="the MSE Ingress Controller add-on"
+    )
+    adopt: list[AdoptRef] = Field(
+        default_factory=list,
+        description="objects the runbook may take over although it did not create them: "
+        "Kind/name, Kind one of " + ", ".join(ADOPTABLE_KINDS),
+    )
+    approve: StrictBool = Field(
+        default=False,
+        description="false: only show the plans and change nothing; true: apply exactly the "
+        "plans shown",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sandbox_region(cls, data: Any) -> Any:
+        # A real cluster's region is never guessed: without it, target aliyun fails as a
+        # missing region_id, reported with every other problem.
+        if (
+            isinstance(data, dict)
+            and data.get("region_id") is None
+            and data.get("target", "sandbox") != "aliyun"
+        ):
+            return {**data, "region_id": SANDBOX_REGION_ID}
+        return data
 
     def ingress_groups(self) -> dict[str, list[Destination]]:
         """Destinations grouped by the Ingress they share, in first-seen order."""
@@ -129,6 +268,18 @@ class Parameters(_Model):
         for dest in self.destinations:
             groups.setdefault(dest.ingress, []).append(dest)
         return groups
+
+    def adopts(self, kind: str, name: str) -> bool:
+        """Whether ``adopt:`` lists ``Kind/name``: the runbook may take that object over."""
+        return f"{kind}/{name}" in self.adopt
+
+    def to_injectable(self) -> dict[str, object]:
+        """Every key with its validated value, defaults filled in, as JSON-compatible data.
+
+        This is what the runner injects into every notebook: a notebook then sees exactly
+        the values that were validated, never its own parameters cell's.
+        """
+        return dict(self.model_dump(mode="json"))
 
     @property
     def notes(self) -> list[str]:
@@ -143,38 +294,71 @@ class Parameters(_Model):
 
     @classmethod
     def from_namespace(cls, ns: Mapping[str, object]) -> Parameters:
-        """Build from a notebook's ``globals()``: only the schema's top-level keys are used.
+        """Build from a notebook's ``globals()``.
 
-        A key papermill injected that the schema does not know (a typo in the parameters
-        file) is an error too: the injected cell is found in IPython's input history ``In``.
+        Under papermill (an injected cell in IPython's input history ``In``) only the names
+        papermill injected count: a key it did not inject takes the schema's default, a
+        required one is an error, and the notebook's parameters cell is ignored. Without an
+        injected cell (interactive JupyterLab) the parameters cell's values are used.
+        An injected name the schema does not know (a typo in the parameters file), or one
+        that looks like a credential, is an error too.
         """
-        picked = {k: ns[k] for k in cls.model_fields if k in ns}
         history = ns.get("In")
-        if isinstance(history, list):
-            for name in sorted(_injected_names(history) - set(cls.model_fields)):
-                near = difflib.get_close_matches(name, list(cls.model_fields), n=1, cutoff=0.5)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                problem = f"{name!r} is not a parameter of schema v1"
-                raise ParameterError(
-                    Problem(name, ns.get(name), f"one of the known keys{hint}", problem),
-                    source="the injected parameters",
-                )
-        return load_parameters(picked)
+        cells = _injected_cells(history) if isinstance(history, list) else []
+        if not cells:
+            picked = {k: ns[k] for k in cls.model_fields if k in ns}
+            return _validate(picked, {}, "the notebook's parameters cell")
+        names = _assigned_names(cells)
+        problems: list[Problem] = []
+        for name in sorted(names - set(cls.model_fields)):
+            if looks_like_credential(name):
+                problems.append(credential_problem(name))
+                continue
+            near = difflib.get_close_matches(name, list(cls.model_fields), n=1, cutoff=0.5)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            problem = f"{name!r} is not a parameter of schema v1"
+            problems.append(Problem(name, ns.get(name), f"one of the known keys{hint}", problem))
+        if problems:
+            raise ParameterError(problems, source=INJECTED)
+        picked = {k: ns[k] for k in cls.model_fields if k in names and k in ns}
+        return _validate(picked, {}, INJECTED)
+
+
+INJECTED = "the injected parameters"
+
+
+def _injected_cells(history: list[object]) -> list[str]:
+    """Sources of papermill's injected cells: their first line is exactly "# Parameters".
+
+    (The notebook's own parameters cell starts with a different comment.)
+    """
+    out = []
+    for src in history:
+        if isinstance(src, str):
+            lines = src.lstrip().splitlines()
+            if lines and lines[0].strip() == "# Parameters":
+                out.append(src)
+    return out
+
+
+def _assigned_names(sources: list[str]) -> set[str]:
+    names: set[str] = set()
+    for src in sources:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+    return names
 
 
 def _injected_names(history: list[object]) -> set[str]:
-    """Names assigned in papermill's injected cell (its source starts with "# Parameters")."""
-    names: set[str] = set()
-    for src in history:
-        if isinstance(src, str) and src.lstrip().startswith("# Parameters"):
-            try:
-                tree = ast.parse(src)
-            except SyntaxError:
-                continue
-            for node in tree.body:
-                if isinstance(node, ast.Assign):
-                    names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return names
+    """Names assigned in papermill's injected cell (its first line is "# Parameters")."""
+    return _assigned_names(_injected_cells(history))
 
 
 def load_parameters(
@@ -185,6 +369,8 @@ def load_parameters(
 
     ``overrides`` maps dotted keys ("gateway.replicas", "destinations.0.port") or
     top-level keys to values; string values are read as YAML scalars ("false" -> False).
+    Schema defaults, the file and the overrides are validated together; every problem is
+    reported at once. A key that looks like a credential is refused, its value never shown.
     """
     label: str | None = None
     if isinstance(source, Mapping):
@@ -198,13 +384,21 @@ def load_parameters(
         raise ParameterError(
             Problem("<root>", type(data).__name__, "a mapping of keys to values"), source=label
         )
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, _scalar(value), label)
+    return _validate(data, overrides or {}, label)
+
+
+def _validate(
+    data: dict[str, object], overrides: Mapping[str, object], label: str | None
+) -> Parameters:
+    problems = pop_credentials(data)
+    for key, value in overrides.items():
+        problems.extend(_apply_override(data, str(key), value))
     try:
         params = Parameters.model_validate(data)
     except _ValidationError as e:
-        raise ParameterError(problems_from_validation_error(e, Parameters), source=label) from None
-    problems = cross_checks(params)
+        problems.extend(problems_from_validation_error(e, Parameters))
+        raise ParameterError(problems, source=label) from None
+    problems.extend(cross_checks(params))
     if problems:
         raise ParameterError(problems, source=label)
     return params
@@ -239,24 +433,97 @@ def _scalar(value: object) -> object:
     return value
 
 
-def _set_dotted(data: dict[str, object], key: str, value: object, label: str | None) -> None:
+_OVERRIDE_FORM = "a dotted key naming a parameter, e.g. gateway.replicas or destinations.0.port"
+
+
+def _apply_override(data: dict[str, object], key: str, value: object) -> list[Problem]:
+    """Set one dotted override in ``data``; a problem (naming ``key``) if it cannot be set.
+
+    A missing intermediate mapping is created only where the schema has one (``snat.snat_ip``
+    without ``snat:`` in the file); lists are never created or extended.
+    """
     parts = key.split(".")
+    if any(looks_like_credential(part) for part in parts):
+        return [credential_problem(key)]
+    value = _scalar(value)
     node: object = data
+    model: type[BaseModel] | None = Parameters  # the model of ``node`` when it is a mapping
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
+        here = ".".join(parts[: i + 1])
         if isinstance(node, dict):
+            if model is not None and part not in model.model_fields:
+                valid = list(model.model_fields)
+                near = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                return [
+                    Problem(
+                        key,
+                        value,
+                        f"one of the keys {', '.join(valid)}",
+                        f"unknown key {part!r}{hint}",
+                    )
+                ]
             if last:
                 node[part] = value
-                return
-            node = node.setdefault(part, {})
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                return []
+            shape, child = (
+                _shape(model.model_fields[part].annotation) if model else ("unknown", None)
+            )
+            if part not in node:
+                if shape != "mapping":
+                    what = "a list" if shape == "list" else "not a mapping"
+                    return [
+                        Problem(
+                            key,
+                            value,
+                            _OVERRIDE_FORM,
+                            f"{here} is not set and is {what}, so it cannot be created",
+                        )
+                    ]
+                node[part] = {}
+            if shape == "scalar":
+                return [Problem(key, value, _OVERRIDE_FORM, f"{here} is a single value")]
+            node = node[part]
+            model = child
+        elif isinstance(node, list):
+            if not (part.isdigit() and int(part) < len(node)):
+                parent = ".".join(parts[:i])
+                return [
+                    Problem(
+                        key,
+                        value,
+                        _OVERRIDE_FORM,
+                        f"{parent} has {len(node)} item(s); there is no item {part!r}",
+                    )
+                ]
             if last:
                 node[int(part)] = value
-                return
+                return []
             node = node[int(part)]
         else:
-            raise ParameterError(
-                Problem(where, key, "a dotted key naming an existing mapping or list item"),
-                source=label,
-            )
+            parent = ".".join(parts[:i])
+            return [
+                Problem(
+                    key, value, _OVERRIDE_FORM, f"{parent} is not a mapping or list in the file"
+                )
+            ]
+    return []  # pragma: no cover - the loop always returns
+
+
+def _shape(annotation: object) -> tuple[str, type[BaseModel] | None]:
+    """("mapping", Model) | ("list", element model or None) | ("scalar", None)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _shape(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping", annotation
+    if origin is list:
+        inner = _shape(args[0]) if args else ("scalar", None)
+        return "list", inner[1] if inner[0] == "mapping" else None
+    if origin is typing.Union or origin is types.UnionType:
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:
+            return _shape(real[0])
+    return "scalar", None

@@ -10,11 +10,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from egress_lib.errors import Problem
+from egress_lib.validators import REDACTED, looks_like_credential
 
 if TYPE_CHECKING:
     from egress_lib.parameters import Parameters
 
 _MISSING = "<missing>"
+# What a missing required key should be, where "a value for this required key" says too little.
+_REQUIRED_EXPECTED = {
+    "region_id": "a region ID such as 'cn-hangzhou' (required for target aliyun; only the "
+    "sandbox has a default)",
+}
 
 
 def format_loc(loc: Sequence[int | str]) -> str:
@@ -79,7 +85,8 @@ def _problem(err: Any, root: type[BaseModel]) -> Problem:
             path, value, f"one of the keys {', '.join(valid)}", f"unknown key {key!r}{hint}"
         )
     if kind == "missing":
-        return Problem(path, None, "a value for this required key", "required key is missing")
+        expected = _REQUIRED_EXPECTED.get(path, "a value for this required key")
+        return Problem(path, None, expected, "required key is missing")
     if kind == "literal_error":
         return Problem(path, value, f"one of {ctx.get('expected')}", f"{value!r} is not allowed")
     if kind.endswith(("_type", "_parsing")):
@@ -102,9 +109,55 @@ def problems_from_validation_error(exc: ValidationError, root: type[BaseModel]) 
     return [_problem(err, root) for err in exc.errors()]
 
 
+CREDENTIAL_SOURCES = (
+    "Alibaba Cloud credentials come from the default credential chain (environment variables "
+    "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN, "
+    "the profile in ~/.aliyun/config.json, an ECS RAM role or RRSA) and Kubernetes credentials "
+    "from the kubeconfig"
+)
+
+
+def credential_problem(path: str) -> Problem:
+    """The refusal of a key that looks like a credential; its value is never shown."""
+    return Problem(
+        path,
+        REDACTED,
+        f"no such key: {CREDENTIAL_SOURCES}",
+        f"key {path!r} looks like a credential, and credentials are never parameters",
+    )
+
+
+def pop_credentials(data: object, loc: tuple[int | str, ...] = ()) -> list[Problem]:
+    """Remove every key (at any depth) that looks like a credential; one problem each."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key in list(data):
+            if looks_like_credential(str(key)):
+                del data[key]
+                problems.append(credential_problem(format_loc((*loc, str(key)))))
+            else:
+                problems.extend(pop_credentials(data[key], (*loc, str(key))))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            problems.extend(pop_credentials(item, (*loc, i)))
+    return problems
+
+
 def cross_checks(p: Parameters) -> list[Problem]:
     """Rules that span several keys (uniqueness, merged Ingresses)."""
     problems: list[Problem] = []
+    adopted: dict[str, int] = {}
+    for i, ref in enumerate(p.adopt):
+        if ref in adopted:
+            problems.append(
+                Problem(
+                    f"adopt[{i}]",
+                    ref,
+                    "each object listed once",
+                    f"{ref!r} is already listed as adopt[{adopted[ref]}]",
+                )
+            )
+        adopted.setdefault(ref, i)
     seen_vsw: set[str] = set()
     for i, vsw in enumerate(p.gateway.vswitches):
         if vsw in seen_vsw:

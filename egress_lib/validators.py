@@ -20,6 +20,7 @@ DNS1123_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 CLUSTER_ID = re.compile(r"^c[0-9a-f]{32}$")
 VSWITCH_ID = re.compile(r"^vsw-[a-z0-9]{8,}$")
 NAT_GATEWAY_ID = re.compile(r"^ngw-[a-z0-9]{8,}$")
+SNAT_ENTRY_ID = re.compile(r"^snat-[a-z0-9]{8,}$")
 REGION_ID = re.compile(r"^[a-z]{2,}-[a-z0-9-]+$")
 
 
@@ -119,6 +120,9 @@ NatGatewayId = Annotated[
         )
     ),
 ]
+_snat_entry = _pattern(
+    SNAT_ENTRY_ID, "a SNAT entry ID", "'snat-' followed by lowercase letters and digits"
+)
 RegionId = Annotated[
     StrictStr,
     AfterValidator(_pattern(REGION_ID, "a region ID", "a region ID such as 'cn-hangzhou'")),
@@ -128,3 +132,67 @@ DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
 Host = Annotated[StrictStr, AfterValidator(_host)]
 HttpPath = Annotated[StrictStr, AfterValidator(_path)]
 IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
+SnatEntryId = Annotated[StrictStr, AfterValidator(_snat_entry)]
+
+
+# What ``adopt:`` may list, and how each kind's name is checked (SnatEntry: its entry ID).
+ADOPTABLE_KINDS: dict[str, tuple[Callable[[str], str], str]] = {
+    "Service": (_dns_label, "a DNS-1123 label"),
+    "Ingress": (_dns_subdomain, "a DNS-1123 subdomain"),
+    "IngressClass": (_dns_subdomain, "a DNS-1123 subdomain"),
+    "MseIngressConfig": (_dns_subdomain, "a DNS-1123 subdomain"),
+    "SnatEntry": (_snat_entry, "a SNAT entry ID: 'snat-' followed by lowercase letters and digits"),
+}
+ADOPT_FORM = (
+    "'Kind/name' with Kind one of "
+    + ", ".join(ADOPTABLE_KINDS)
+    + ", e.g. 'Ingress/mse-ingress' or 'SnatEntry/snat-bp1abc2def3ghi4jkl'"
+)
+
+
+def _adopt_ref(value: str) -> str:
+    kind, sep, name = value.partition("/")
+    if not sep or not name:
+        raise _fail(f"{value!r} is not a 'Kind/name' reference", ADOPT_FORM)
+    if kind not in ADOPTABLE_KINDS:
+        near = [k for k in ADOPTABLE_KINDS if k.lower() == kind.lower()]
+        hint = f" (kinds are case-sensitive: {near[0]!r})" if near else ""
+        raise _fail(f"{kind!r} is not a kind the runbook can adopt{hint}", ADOPT_FORM)
+    check, noun = ADOPTABLE_KINDS[kind]
+    try:
+        check(name)
+    except PydanticCustomError:
+        raise _fail(
+            f"{name!r} is not a valid {kind} name", f"{kind}/<name> with <name> {noun}"
+        ) from None
+    return value
+
+
+AdoptRef = Annotated[StrictStr, AfterValidator(_adopt_ref)]
+
+
+# Credentials are never parameters; these fragments in a key's name mark one.
+CREDENTIAL_FRAGMENTS = (
+    "accesskey",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "credential",
+    "bearer",
+)
+CREDENTIAL_WORDS = ("sts",)  # only as a whole word: "sts", "sts_role", "StsToken", not "hosts"
+REDACTED = "<redacted>"
+
+
+def looks_like_credential(key: str) -> bool:
+    """Whether a key's name looks like it holds a credential (case-insensitive).
+
+    ``access_key``, ``AccessKeyId``, ``access-key-secret``, ``token``, ``password``,
+    ``sts_role_arn``... match; ``hosts`` or ``destinations`` do not.
+    """
+    flat = re.sub(r"[^a-z0-9]", "", key.lower())
+    if any(fragment in flat for fragment in CREDENTIAL_FRAGMENTS):
+        return True
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower())
+    return any(word in CREDENTIAL_WORDS for word in words)

@@ -17,6 +17,8 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     23  tests/sandbox/control/test_persistence.py (the CLI's up/down/reset)
     24  tests/sandbox/k8s/test_sandbox_events.py
     25  tests/integration/test_port_80_taken.py (port 80 held by another socket)
+    26  tests/integration/test_lock.py
+    28  tests/integration/test_plan_apply.py (a fresh sandbox per test, one at a time)
 
 A new one takes the next free number and is added here.
 

@@ -1,4 +1,13 @@
-"""The runbook's steps, in order; each module has ``plan(session)`` and ``apply(session)``."""
+"""The runbook's steps, in order; each module has ``plan(session)`` and ``apply(session, plan)``.
+
+:data:`RUNBOOK` is the one list of steps: the runner, the CLI and the docs take it from here.
+Each step's notebook is ``notebooks/<name>.ipynb``. Teardown is separate: never part of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
 
 from egress_lib.steps import (
     controller,
@@ -11,11 +20,50 @@ from egress_lib.steps import (
     verify,
 )
 
-ORDER = (preflight, controller, gateway, snat, services, ingress, verify)
 
-__all__ = [
+@dataclass(frozen=True)
+class Step:
+    """One step: its name (= its notebook's), its module and a one-line summary."""
+
+    name: str
+    module: ModuleType
+    summary: str
+
+    @property
+    def number(self) -> str:
+        return self.name.split("-", 1)[0]
+
+
+RUNBOOK: tuple[Step, ...] = (
+    Step(preflight.STEP, preflight, "check parameters, cloud facts and permissions"),
+    Step(controller.STEP, controller, "install the MSE Ingress Controller add-on"),
+    Step(gateway.STEP, gateway, "MseIngressConfig (internal CLB only) and IngressClass"),
+    Step(snat.STEP, snat, "SNAT entry for the gateway's vSwitch"),
+    Step(services.STEP, services, "one ExternalName Service per destination"),
+    Step(ingress.STEP, ingress, "Ingress routes; the CLB address from their status"),
+    Step(verify.STEP, verify, "curl each destination through the gateway from a pod"),
+)
+TEARDOWN = Step(teardown.STEP, teardown, "delete what the runbook created, in reverse order")
+ORDER = tuple(s.module for s in RUNBOOK)
+
+
+def find(ref: str, *, include_teardown: bool = False) -> Step:
+    """A step by name ("03-configure-snat"), number ("03") or module name ("snat")."""
+    candidates = (*RUNBOOK, TEARDOWN) if include_teardown else RUNBOOK
+    for s in candidates:
+        if ref in (s.name, s.number, s.module.__name__.rsplit(".", 1)[-1]):
+            return s
+    names = ", ".join(s.name for s in candidates)
+    raise ValueError(f"no step {ref!r}; the steps are: {names}")
+
+
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_public_api.py checks
     "ORDER",
+    "RUNBOOK",
+    "Step",
+    "TEARDOWN",
     "controller",
+    "find",
     "gateway",
     "ingress",
     "preflight",

@@ -1,51 +1,183 @@
-"""Helpers shared by the steps: approval, applying a list of manifests, row tables."""
+"""The contract of every step: ``plan(session) -> Plan``, ``apply(session, plan)``.
+
+:func:`carry_out` is the one place that enforces it: approval is checked against the plan
+given; the runner's approved plan (if any) bounds it; conflicts refuse; a fresh plan must
+match the given one or :class:`PlanStale` names what changed; then the step runs under the
+cluster lock and its result is saved for the run record.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from egress_lib import kube
-from egress_lib.errors import NotApproved
-from egress_lib.plan import CHANGING, Action, Change, Plan
+from egress_lib.errors import NotApproved, PlanConflict, PlanStale
+from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, COMPARED, RUN_DIR_ENV, Change, Plan
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
-
-
-_ACTIONS: dict[str, Action] = {"created": "create", "updated": "update", "unchanged": "unchanged"}
+    from egress_lib.plan import StepResult
 
 
 def require_approval(session: Session, plan: Plan) -> None:
-    """Raise :class:`NotApproved` if the plan changes something and approve is false."""
-    if plan.has_changes and not session.params.approve:
-        n = sum(c.action in CHANGING for c in plan.changes)
+    """Raise :class:`NotApproved` if the plan writes something and approve is false."""
+    if plan.needs_approval and not session.params.approve:
+        n = plan.change_count
+        what = f"would make {n} change(s)" if n else "would create temporary test pods"
         raise NotApproved(
-            f"{plan.step} would make {n} change(s) but approve is false; "
-            f"review the plan, then set approve: true\n{plan}"
+            f"{plan.step} {what} but approve is false: nothing was changed. Review the plan, "
+            "then set approve = True (or run `egress-runbook run PARAMS --approve`).\n"
+            f"{plan}"
         )
 
 
-def plan_objects(session: Session, objs: list[dict[str, Any]]) -> list[Change]:
-    """One :func:`kube.plan_apply` change per manifest."""
-    return [kube.plan_apply(session, o) for o in objs]
+def approved_fingerprints() -> dict[str, list[str]] | None:
+    """The runner's approved plan (step -> change fingerprints), or None outside a run."""
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return None
+    path = os.path.join(run_dir, APPROVED_PLAN_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data: Any = json.load(f)
+    except FileNotFoundError:
+        return None
+    return {str(k): [str(x) for x in v] for k, v in dict(data).items()}
 
 
-def apply_objects(
-    session: Session, objs: list[dict[str, Any]]
-) -> tuple[list[Change], list[dict[str, Any]]]:
-    """Apply each manifest; return the changes made and the objects as read back."""
-    changes: list[Change] = []
-    read: list[dict[str, Any]] = []
-    for o in objs:
-        outcome = kube.apply(session, o)
-        changes.append(
-            Change(_ACTIONS[outcome.action], o["kind"], o["metadata"]["name"], outcome.action)
-        )
-        read.append(kube.read_back(session, o))
-    return changes, read
+def check_within_approved(plan: Plan) -> None:
+    """Under the runner: every change of ``plan`` must be one the operator approved."""
+    approved = approved_fingerprints()
+    if approved is None:
+        return
+    allowed = set(approved.get(plan.step, []))
+    extra = [
+        f"{c.ref}: {c.action} ({c.detail}) was not in the approved plan"
+        for c in plan.changes
+        if c.action in CHANGING and c.fingerprint not in allowed
+    ]
+    if extra:
+        raise PlanStale(plan.step, extra)
+
+
+def stale_differences(planned: Plan, fresh: Plan) -> list[str]:
+    """What differs between the plan given and one computed now (empty = still valid)."""
+
+    def keyed(plan: Plan) -> dict[str, Change]:
+        return {c.ref: c for c in plan.changes if c.action in COMPARED}
+
+    before, now = keyed(planned), keyed(fresh)
+    out: list[str] = []
+    for ref in sorted(set(before) | set(now)):
+        b, n = before.get(ref), now.get(ref)
+        if b is not None and n is not None and b.fingerprint == n.fingerprint:
+            continue
+        was = f"{b.action} ({b.detail})" if b else "not in the plan"
+        is_ = f"{n.action} ({n.detail})" if n else "not needed any more"
+        if b is not None and n is not None and b.action == n.action:
+            is_ = f"{n.action} with a different object ({n.detail})"
+        out.append(f"{ref}: planned {was}; now {is_}")
+    return out
+
+
+def carry_out(
+    session: Session,
+    plan: Plan,
+    replan: Callable[[Session], Plan] | None,
+    run: Callable[[Plan], StepResult],
+) -> StepResult:
+    """Apply exactly ``plan`` with ``run``, after every check; save the result.
+
+    ``replan`` recomputes the plan (reads only) to detect a stale one; None when the plan
+    was computed just now.
+    """
+    from egress_lib import lock
+
+    require_approval(session, plan)
+    check_within_approved(plan)
+    if plan.conflicts:
+        raise PlanConflict(plan.step, [f"{c.ref}: {c.detail}" for c in plan.conflicts])
+
+    def check_fresh() -> None:
+        if replan is not None:
+            stale = stale_differences(plan, replan(session))
+            if stale:
+                raise PlanStale(plan.step, stale)
+
+    check_fresh()  # before the lock, so that a stale plan writes nothing, not even the Lease
+    if not plan.needs_approval:
+        result = run(plan)  # nothing to write: reads and waits need no lock
+    else:
+        with lock.ensure(session, holder(session)):
+            if not lock_is_outer(session):
+                check_fresh()  # the world may have changed while the lock was taken
+            result = run(plan)
+    result.plan = plan
+    result.save()
+    return result
+
+
+def lock_is_outer(session: Session) -> bool:
+    """True under the runner: it took the lock before planning, so nothing moved since."""
+    from egress_lib.clients import RUN_ID_ENV
+
+    return os.environ.get(RUN_ID_ENV) == session.run_id
+
+
+def holder(session: Session) -> Any:
+    """This process as the lock's holder; the run ID is what makes it re-entrant."""
+    import getpass
+    import socket
+
+    from egress_lib.lock import Holder
+
+    return Holder(session.run_id, getpass.getuser(), socket.gethostname(), os.getpid())
+
+
+def plan_or_refuse(session: Session, plan: Plan | None, make: Callable[[Session], Plan]) -> Plan:
+    """``plan``, or a fresh one when approve is true (``apply(session)`` in one go)."""
+    if plan is not None:
+        return plan
+    fresh = make(session)
+    require_approval(session, fresh)
+    return fresh
+
+
+def plan_objects(session: Session, kind: str, desired: list[dict[str, Any]]) -> list[Change]:
+    """A change per desired object, plus a delete per owned ``kind`` no longer desired.
+
+    Like Terraform's plan, an object the runbook made that the parameters no longer name
+    (a destination removed) is shown as a delete and removed on apply.
+    """
+    changes = [kube.plan_object(session, o) for o in desired]
+    names = {o["metadata"]["name"] for o in desired}
+    changes += [
+        kube.plan_delete(session, o, "ours, but no destination names it any more")
+        for o in kube.list_owned(session, kind, session.params.namespace)
+        if o["metadata"]["name"] not in names
+    ]
+    return changes
+
+
+def apply_kube_changes(session: Session, plan: Plan, kinds: tuple[str, ...]) -> list[Change]:
+    """Carry out the plan's Kubernetes creates/updates/deletes of ``kinds``, in plan order."""
+    applied: list[Change] = []
+    for change in plan.changes:
+        if change.kind not in kinds or change.action not in CHANGING:
+            if change.kind in kinds and change.action in ("unchanged", "adopt"):
+                applied.append(change)
+            continue
+        try:
+            applied.append(kube.apply_change(session, change))
+        except kube.StaleObject as e:
+            written = [c.ref for c in applied if c.action in CHANGING]
+            raise PlanStale(plan.step, [str(e)], written=written) from e
+    return applied
 
 
 def rows_frame(rows: list[dict[str, Any]], fields: Mapping[str, str]) -> pd.DataFrame:

@@ -7,13 +7,15 @@ internet-facing gateway ``mse-ingress-premium-<cluster>``; so the runbook's own 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from egress_lib import kube, manifests
-from egress_lib.cloud import call
+from egress_lib.cloud import call, call_with_id
 from egress_lib.errors import EgressError
+from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import require_approval
+from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
 from egress_lib.waiting import poll
 
 if TYPE_CHECKING:
@@ -85,13 +87,11 @@ def plan(session: Session) -> Plan:
     warnings: list[str] = []
     existing_class = kube.get(session, "IngressClass", DEFAULT_CLASS)
     if existing_class is None and p.gateway.ingress_class == DEFAULT_CLASS:
-        change = kube.plan_apply(session, manifests.ingress_class(p))
+        change = kube.plan_object(session, manifests.ingress_class(p))
         changes.append(
-            Change(
-                change.action,
-                change.kind,
-                change.name,
-                "before the add-on: it creates a default internet-facing gateway "
+            replace(
+                change,
+                detail="before the add-on: it creates a default internet-facing gateway "
                 f"mse-ingress-premium-{p.cluster_id} unless an IngressClass named mse exists",
             )
         )
@@ -102,7 +102,21 @@ def plan(session: Session) -> Plan:
             f"gateway mse-ingress-premium-{p.cluster_id}"
         )
     target = target_version(session)
-    changes.append(Change("create", "Addon", p.controller.addon_name, f"install version {target}"))
+    request = {
+        "ClusterId": p.cluster_id,
+        "body": [{"name": p.controller.addon_name, "version": target}],
+    }
+    changes.append(
+        Change(
+            "create",
+            "Addon",
+            p.controller.addon_name,
+            f"install version {target}",
+            body=f"cs:InstallClusterAddons\n{to_yaml(request)}",
+            payload=request,
+            precondition={"installed": ""},
+        )
+    )
     changes.append(Change("wait", "Task", "InstallClusterAddons", "task state success"))
     changes.append(Change("wait", "CustomResourceDefinition", CRD_NAME, "Established"))
     changes.append(Change("wait", "Deployment", CONTROLLER_DEPLOYMENT, "available"))
@@ -112,7 +126,7 @@ def plan(session: Session) -> Plan:
 _make_plan = plan  # apply's argument is also called "plan"
 
 
-def install(session: Session, version: str) -> str:
+def install(session: Session, version: str) -> tuple[str, dict[str, str]]:
     """CS InstallClusterAddons; returns the task id."""
     from alibabacloud_cs20151215 import models as m
 
@@ -120,8 +134,10 @@ def install(session: Session, version: str) -> str:
     req = m.InstallClusterAddonsRequest(
         body=[m.InstallClusterAddonsRequestBody(name=p.controller.addon_name, version=version)]
     )
-    body = call("cs", "InstallClusterAddons", session.cs.install_cluster_addons, p.cluster_id, req)
-    return str(getattr(body, "task_id", "") or "")
+    body, request_id = call_with_id(
+        "cs", "InstallClusterAddons", session.cs.install_cluster_addons, p.cluster_id, req
+    )
+    return str(getattr(body, "task_id", "") or ""), request_id
 
 
 def wait_for_task(session: Session, task_id: str) -> dict[str, Any]:
@@ -182,22 +198,28 @@ def _condition(obj: dict[str, Any] | None, kind: str) -> bool:
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Carry out the plan: IngressClass (if planned), install, wait for task and controller."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
-    if not plan.has_changes:
-        return StepResult(STEP, list(plan.changes), [], {}, list(plan.warnings))
-    p = session.params
-    applied: list[Change] = []
-    if any(c.kind == "IngressClass" and c.action == "create" for c in plan.changes):
-        outcome = kube.apply(session, manifests.ingress_class(p))
-        applied.append(Change("create", "IngressClass", p.gateway.ingress_class, outcome.action))
-    version = next(
-        c.detail.removeprefix("install version ") for c in plan.changes if c.kind == "Addon"
-    )
-    task_id = install(session, version)
-    applied.append(Change("create", "Addon", p.controller.addon_name, f"task {task_id}"))
-    if task_id:
-        wait_for_task(session, task_id)
-    objects = wait_for_controller(session)
-    return StepResult(STEP, applied, objects, {}, list(plan.warnings))
+    """Carry out exactly ``plan``: IngressClass (if planned), install, wait for the controller."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
+
+    def run(planned: Plan) -> StepResult:
+        if not planned.has_changes:
+            return StepResult(STEP, list(planned.changes), [], {}, list(planned.warnings))
+        applied = apply_kube_changes(session, planned, ("IngressClass",))
+        addon = next(c for c in planned.changes if c.kind == "Addon")
+        version = str(addon.payload["body"][0]["version"])
+        task_id, request_id = install(session, version)
+        applied.append(
+            replace(
+                addon,
+                detail=f"version {version}, task {task_id}",
+                payload=None,
+                result={"task_id": task_id, "request_ids": [request_id]},
+            )
+        )
+        if task_id:
+            wait_for_task(session, task_id)
+        objects = wait_for_controller(session)
+        return StepResult(STEP, applied, objects, {}, list(planned.warnings))
+
+    return carry_out(session, plan, _make_plan if given else None, run)

@@ -9,7 +9,7 @@ import pandas as pd
 from egress_lib import inventory, kube, manifests
 from egress_lib.errors import EgressError
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import apply_objects, plan_objects, require_approval, rows_frame
+from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse, rows_frame
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -35,29 +35,12 @@ def objects(session: Session) -> list[dict[str, Any]]:
     return [manifests.mse_ingress_config(p), manifests.ingress_class(p)]
 
 
-def _class_conflict(session: Session) -> str | None:
-    # An IngressClass of the same name bound to another MseIngressConfig belongs to someone
-    # else (e.g. the add-on's default gateway): overwriting it would re-route their Ingresses.
-    p = session.params
-    current = kube.get(session, "IngressClass", p.gateway.ingress_class)
-    if current is None:
-        return None
-    params = (current.get("spec") or {}).get("parameters") or {}
-    if params.get("kind") == "MseIngressConfig" and params.get("name") != p.gateway.config_name:
-        return (
-            f"IngressClass {p.gateway.ingress_class} is bound to MseIngressConfig "
-            f"{params.get('name')}, not {p.gateway.config_name}: it will be re-bound"
-        )
-    return None
-
-
 def plan(session: Session) -> Plan:
     """Create/update the MseIngressConfig and IngressClass, then wait for Listening."""
     p = session.params
-    changes = plan_objects(session, objects(session))
+    changes = [kube.plan_object(session, o) for o in objects(session)]
     changes.append(Change("wait", "MseIngressConfig", p.gateway.config_name, "phase Listening"))
-    warning = _class_conflict(session)
-    return Plan(STEP, changes, [warning] if warning else [])
+    return Plan(STEP, changes)
 
 
 _make_plan = plan  # apply's argument is also called "plan"
@@ -125,11 +108,16 @@ def public_clb_warnings(session: Session) -> list[str]:
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Apply both objects, wait for Listening, and show the gateway's CLB."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
-    changes, read = apply_objects(session, objects(session))
-    listening = wait_listening(session)
-    read[0] = kube.strip_server_fields(listening)
-    warnings = list(plan.warnings) + public_clb_warnings(session)
-    return StepResult(STEP, changes, read, {"clb": clb_frame(session)}, warnings)
+    """Carry out exactly ``plan``, wait for Listening, and show the gateway's CLB."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
+
+    def run(planned: Plan) -> StepResult:
+        applied = apply_kube_changes(session, planned, ("MseIngressConfig", "IngressClass"))
+        listening = wait_listening(session)
+        read = [kube.strip_server_fields(listening)]
+        read.append(kube.read_back(session, manifests.ingress_class(session.params)))
+        warnings = list(planned.warnings) + public_clb_warnings(session)
+        return StepResult(STEP, applied, read, {"clb": clb_frame(session)}, warnings)
+
+    return carry_out(session, plan, _make_plan if given else None, run)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from egress_lib import inventory, kube, manifests
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import apply_objects, plan_objects, require_approval
+from egress_lib.steps._common import apply_kube_changes, carry_out, plan_objects, plan_or_refuse
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -36,12 +36,12 @@ class ClbAddress:
 
 
 def plan(session: Session) -> Plan:
-    """Create/update the Ingresses, then wait for their status address."""
+    """Create/update the Ingresses, delete ours no destination names, wait for addresses."""
     p = session.params
     objs = manifests.ingresses(p)
-    changes = plan_objects(session, objs)
+    changes = plan_objects(session, "Ingress", objs)
     changes += [
-        Change("wait", "Ingress", o["metadata"]["name"], "status.loadBalancer address")
+        Change("wait", "Ingress", o["metadata"]["name"], "status.loadBalancer address", p.namespace)
         for o in objs
     ]
     return Plan(STEP, changes, list(p.notes))
@@ -71,10 +71,24 @@ def wait_for_clb_address(session: Session) -> list[ClbAddress]:
             timeout=p.timeouts.ingress_status_seconds,
             reason=f"the gateway to publish an address for Ingress {name}",
         )
-        entry = _address(obj) or {}
-        ports = entry.get("ports") or []
-        port = int(ports[0].get("port") or 80) if ports else 80
-        out.append(ClbAddress(name, entry.get("ip"), port, entry.get("hostname")))
+        out.append(_clb_address(name, obj))
+    return out
+
+
+def _clb_address(name: str, obj: dict[str, Any] | None) -> ClbAddress:
+    entry = _address(obj) or {}
+    ports = entry.get("ports") or []
+    port = int(ports[0].get("port") or 80) if ports else 80
+    return ClbAddress(name, entry.get("ip"), port, entry.get("hostname"))
+
+
+def current_addresses(session: Session) -> dict[str, ClbAddress | None]:
+    """Each Ingress's address as its status has it now (None: not published yet); no wait."""
+    p = session.params
+    out: dict[str, ClbAddress | None] = {}
+    for name in p.ingress_groups():
+        obj = kube.get(session, "Ingress", name, p.namespace)
+        out[name] = _clb_address(name, obj) if _address(obj) else None
     return out
 
 
@@ -101,16 +115,22 @@ def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Apply the Ingresses, wait for their addresses and check them against the CLB."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
-    objs = manifests.ingresses(session.params)
-    changes, _ = apply_objects(session, objs)
-    addresses = wait_for_clb_address(session)
-    read = [kube.read_back(session, o) for o in objs]
-    frame = address_frame(session, addresses)
-    warnings = list(plan.warnings)
-    for a, ok in zip(addresses, frame["Matches CLB"], strict=True):
-        if not ok:
-            warnings.append(f"Ingress {a.ingress} address {a.address} matches no CLB in the region")
-    return StepResult(STEP, changes, read, {"addresses": frame}, warnings)
+    """Carry out exactly ``plan``, wait for the addresses and check them against the CLB."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
+
+    def run(planned: Plan) -> StepResult:
+        applied = apply_kube_changes(session, planned, ("Ingress",))
+        objs = manifests.ingresses(session.params)
+        addresses = wait_for_clb_address(session)
+        read = [kube.read_back(session, o) for o in objs]
+        frame = address_frame(session, addresses)
+        warnings = list(planned.warnings)
+        for a, ok in zip(addresses, frame["Matches CLB"], strict=True):
+            if not ok:
+                warnings.append(
+                    f"Ingress {a.ingress} address {a.address} matches no CLB in the region"
+                )
+        return StepResult(STEP, applied, read, {"addresses": frame}, warnings)
+
+    return carry_out(session, plan, _make_plan if given else None, run)

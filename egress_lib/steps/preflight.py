@@ -33,6 +33,14 @@ PERMISSIONS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("networking.k8s.io", "ingresses", "", ALL_VERBS, "ns"),
     ("", "pods", "", ("create", "get", "list", "watch", "delete"), "ns"),
     ("", "pods", "log", ("get",), "ns"),
+    ("", "configmaps", "", ("create", "get", "list", "update", "delete"), "ns"),
+    (
+        "coordination.k8s.io",
+        "leases",
+        "",
+        ("create", "get", "list", "watch", "update", "delete"),
+        "ns",
+    ),
     ("apiextensions.k8s.io", "customresourcedefinitions", "", ("get", "list", "watch"), "cluster"),
     ("apps", "deployments", "", ("get", "list", "watch"), CONTROLLER_NAMESPACE),
 )
@@ -337,16 +345,28 @@ def checks_frame(found: list[Check]) -> pd.DataFrame:
     return frame
 
 
+def _mark(c: Check) -> str:
+    if c.ok:
+        return "ok: "
+    return "FAILED: " if c.level == "error" else "warning: "
+
+
 def plan(session: Session) -> Plan:
-    """The checks to run, as ``check`` entries with their current outcome."""
+    """The checks to run, as ``check`` entries with their current outcome (reads only)."""
     found = checks(session)
     return Plan(
         STEP,
-        [
-            Change("check", "Check", c.name, ("ok: " if c.ok else "FAILED: ") + c.detail)
-            for c in found
-        ],
+        [Change("check", "Check", c.name, _mark(c) + c.detail) for c in found],
         [f"{c.name}: {c.detail}" for c in found if not c.ok and c.level == "warning"],
+    )
+
+
+def failed_checks(plan: Plan) -> str:
+    """The failed error-level checks of a preflight plan, as one line ("" when none)."""
+    return "; ".join(
+        f"{c.name}: {c.detail.removeprefix('FAILED: ')}"
+        for c in plan.changes
+        if c.detail.startswith("FAILED: ")
     )
 
 

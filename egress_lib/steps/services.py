@@ -1,12 +1,12 @@
-"""Step 04: one ExternalName Service per destination."""
+"""Step 04: one ExternalName Service per destination; ours that are no longer named go."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from egress_lib import manifests
+from egress_lib import kube, manifests
 from egress_lib.plan import Plan, StepResult
-from egress_lib.steps._common import apply_objects, plan_objects, require_approval
+from egress_lib.steps._common import apply_kube_changes, carry_out, plan_objects, plan_or_refuse
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -15,16 +15,23 @@ STEP = "04-external-services"
 
 
 def plan(session: Session) -> Plan:
-    """Create/update the ExternalName Services."""
-    return Plan(STEP, plan_objects(session, manifests.external_name_services(session.params)))
+    """Create/update the ExternalName Services; delete ours that no destination names."""
+    desired = manifests.external_name_services(session.params)
+    return Plan(STEP, plan_objects(session, "Service", desired))
 
 
 _make_plan = plan  # apply's argument is also called "plan"
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Apply the Services; objects are returned as read back from the server."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
-    changes, read = apply_objects(session, manifests.external_name_services(session.params))
-    return StepResult(STEP, changes, read, {}, list(plan.warnings))
+    """Carry out exactly ``plan``; the Services are returned as read back from the server."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
+
+    def run(planned: Plan) -> StepResult:
+        applied = apply_kube_changes(session, planned, ("Service",))
+        desired = manifests.external_name_services(session.params)
+        read = [kube.read_back(session, o) for o in desired]
+        return StepResult(STEP, applied, read, {}, list(planned.warnings))
+
+    return carry_out(session, plan, _make_plan if given else None, run)

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from egress_lib import inventory
-from egress_lib.cloud import call
-from egress_lib.errors import CloudApiError, PreconditionFailed
+from egress_lib import inventory, ledger
+from egress_lib.cloud import call_with_id
+from egress_lib.errors import CloudApiError, PreconditionFailed, StepFailed
+from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import require_approval, rows_frame
+from egress_lib.resources import NatGateway, SnatEntry
+from egress_lib.steps._common import carry_out, plan_or_refuse, rows_frame
 from egress_lib.waiting import poll
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ SNAT_FIELDS = {
 SNAT_COLUMNS = list(SNAT_FIELDS)
 # Codes meaning "the table is busy with another change": wait and try again.
 BUSY_CODES = ("IncorretSnatEntryStatus", "IncorrectStatus.NATGW", "OperationConflict")
+# How long a created entry may be missing from the table before the step says it does not exist.
+ABSENT_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,9 @@ def discover(session: Session) -> NatChoice:
     """Find the NAT gateway and EIP; zero/several gateways or a foreign snat_ip fail."""
     p = session.params
     vpc_id = str(inventory.cluster_detail(session).get("vpc_id") or "")
-    nats = [
-        n
-        for n in inventory.nat_gateways(session, vpc_id)
-        if (n.get("NetworkType") or "internet") == "internet"
-    ]
+    nats = [n for n in inventory.nat_gateway_records(session, vpc_id) if n.is_internet]
     if p.snat.nat_gateway_id:
-        chosen = [n for n in nats if n.get("NatGatewayId") == p.snat.nat_gateway_id]
+        chosen = [n for n in nats if n.id == p.snat.nat_gateway_id]
         if not chosen:
             raise PreconditionFailed(
                 f"snat.nat_gateway_id {p.snat.nat_gateway_id} is not an Internet NAT gateway of "
@@ -74,31 +75,34 @@ def discover(session: Session) -> NatChoice:
             "set snat.nat_gateway_id"
         )
     nat = nats[0]
-    tables = (nat.get("SnatTableIds") or {}).get("SnatTableId") or []
-    if not tables:
-        raise PreconditionFailed(f"NAT gateway {nat.get('NatGatewayId')} has no SNAT table")
-    eips = tuple(str(e.get("IpAddress")) for e in inventory.eips_of(session, nat["NatGatewayId"]))
+    if not nat.snat_table_ids:
+        raise PreconditionFailed(f"NAT gateway {nat.id} has no SNAT table")
+    eips = tuple(e.ip_address for e in inventory.eip_records(session, nat.id))
     if not eips:
         raise PreconditionFailed(
-            f"NAT gateway {nat['NatGatewayId']} has no EIP bound: bind one before adding SNAT"
+            f"NAT gateway {nat.id} has no EIP bound: bind one before adding SNAT"
         )
     snat_ip = p.snat.snat_ip or eips[0]
     if snat_ip not in eips:
         raise PreconditionFailed(
-            f"snat.snat_ip {snat_ip} is not an EIP of NAT gateway {nat['NatGatewayId']} "
+            f"snat.snat_ip {snat_ip} is not an EIP of NAT gateway {nat.id} "
             f"(its EIPs: {', '.join(eips)})"
         )
-    return NatChoice(vpc_id, str(nat["NatGatewayId"]), str(tables[0]), snat_ip, eips)
+    return NatChoice(vpc_id, nat.id, nat.snat_table_ids[0], snat_ip, eips)
 
 
-def _ids(nats: list[dict[str, Any]]) -> str:
-    return ", ".join(str(n.get("NatGatewayId")) for n in nats)
+def _ids(nats: list[NatGateway]) -> str:
+    return ", ".join(n.id for n in nats)
 
 
 def client_token(session: Session, vswitch_id: str) -> str:
-    """Same cluster + vSwitch + entry name -> same token, so a retried create is a no-op."""
+    """Unique per run and vSwitch: a retry inside one run is a no-op, a new run creates anew.
+
+    A token reused after teardown would make CreateSnatEntry answer with the deleted entry's
+    ID (the VPC API replays the first result of a token), so the run ID is part of it.
+    """
     p = session.params
-    seed = f"egress-runbook:{p.cluster_id}:{vswitch_id}:{p.snat.entry_name}"
+    seed = f"egress-runbook:{session.run_id}:{p.cluster_id}:{vswitch_id}:{p.snat.entry_name}"
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
@@ -109,118 +113,218 @@ def _covers(cidr: str, vswitch_cidr: str) -> bool:
         return False
 
 
+def create_request(session: Session, nat: NatChoice, vswitch_id: str) -> dict[str, str]:
+    """The CreateSnatEntry fields the plan shows and apply sends (the ClientToken aside)."""
+    p = session.params
+    return {
+        "RegionId": str(p.region_id),
+        "SnatTableId": nat.snat_table_id,
+        "SourceVSwitchId": vswitch_id,
+        "SnatIp": nat.snat_ip,
+        "SnatEntryName": p.snat.entry_name,
+    }
+
+
+def _existing(
+    session: Session, nat: NatChoice, vsw: str, entry: SnatEntry, how: str, ours: set[str]
+) -> tuple[Change, list[str]]:
+    """The plan's line for a vSwitch that already has an entry (``how``: own or covering)."""
+    p = session.params
+    text = f"{entry.id} ({entry.name or 'no name'}, {how}) uses {entry.snat_ip}"
+    if entry.id in ours:
+        warnings = []
+        if nat.snat_ip not in entry.snat_ips:
+            warnings.append(
+                f"{vsw}: our SNAT entry {entry.id} uses {entry.snat_ip}, not {nat.snat_ip}; "
+                "it is left as it is"
+            )
+        return Change("unchanged", "SnatEntry", vsw, f"ours: {text}"), warnings
+    if nat.snat_ip in entry.snat_ips:
+        return (
+            Change(
+                "adopt",
+                "SnatEntry",
+                vsw,
+                f"{text}: already gives {vsw} the EIP; used as it is, and teardown leaves it",
+            ),
+            [],
+        )
+    if p.adopts("SnatEntry", entry.id):
+        return (
+            Change("adopt", "SnatEntry", vsw, f"{text}: adopted (adopt: SnatEntry/{entry.id})"),
+            [f"{vsw} leaves through {entry.snat_ip}, not snat_ip {nat.snat_ip} (adopted entry)"],
+        )
+    return (
+        Change(
+            "conflict",
+            "SnatEntry",
+            vsw,
+            f"{text}, not {nat.snat_ip}, and egress-runbook did not create it; fix that "
+            f"entry or list SnatEntry/{entry.id} under adopt:",
+        ),
+        [],
+    )
+
+
 def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
     p = session.params
     nat = discover(session)
-    entries = inventory.snat_entries(session, nat.snat_table_id)
-    cidrs = {
-        str(v.get("VSwitchId")): str(v.get("CidrBlock"))
-        for v in inventory.vswitches(session, nat.vpc_id)
-    }
+    entries = inventory.snat_table(session, nat.snat_table_id)
+    recorded = ledger.snat_entries(session)
+    ours = {r.id for r in recorded}
+    cidrs = {v.id: v.cidr_block for v in inventory.vswitch_records(session, nat.vpc_id)}
     changes: list[Change] = []
     warnings: list[str] = []
     for vsw in p.gateway.vswitches:
-        same = [e for e in entries if e.get("SourceVSwitchId") == vsw]
+        same = sorted(
+            (e for e in entries if e.source_vswitch_id == vsw), key=lambda e: e.id not in ours
+        )
         covering = [
             e
             for e in entries
-            if e.get("SourceCIDR") and vsw in cidrs and _covers(str(e["SourceCIDR"]), cidrs[vsw])
+            if e.source_cidr and vsw in cidrs and _covers(e.source_cidr, cidrs[vsw])
         ]
-        if same:
-            e = same[0]
-            changes.append(
-                Change(
-                    "unchanged",
-                    "SnatEntry",
-                    vsw,
-                    f"{e.get('SnatEntryId')} ({e.get('SnatEntryName')}) uses {e.get('SnatIp')}",
-                )
+        if same or covering:
+            entry, how = (same[0], "for the vSwitch") if same else (covering[0], "")
+            how = how or f"covers it with {entry.source_cidr}"
+            change, more = _existing(session, nat, vsw, entry, how, ours)
+            changes.append(change)
+            warnings += more
+            continue
+        request = create_request(session, nat, vsw)
+        changes.append(
+            Change(
+                "create",
+                "SnatEntry",
+                vsw,
+                f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id}",
+                body=f"vpc:CreateSnatEntry\n{to_yaml(request)}",
+                payload=request,
+                precondition={"entries for the vSwitch": "none"},
             )
-            if nat.snat_ip not in str(e.get("SnatIp")).split(","):
-                warnings.append(
-                    f"{vsw} already has SNAT entry {e.get('SnatEntryId')} with SnatIp "
-                    f"{e.get('SnatIp')}, not {nat.snat_ip}; it is left as it is"
-                )
-        elif covering:
-            e = covering[0]
+        )
+    present = {e.id: e for e in entries}
+    for r in recorded:
+        if r.id not in present:
+            warnings.append(f"SNAT entry {r.id} recorded as ours is no longer in the table")
+        elif r.vswitch_id not in p.gateway.vswitches:
             changes.append(
                 Change(
-                    "unchanged",
+                    "delete",
                     "SnatEntry",
-                    vsw,
-                    f"covered by {e.get('SnatEntryId')} for {e.get('SourceCIDR')}",
-                )
-            )
-        else:
-            changes.append(
-                Change(
-                    "create",
-                    "SnatEntry",
-                    vsw,
-                    f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id}",
+                    r.vswitch_id,
+                    f"{r.id}: ours, but {r.vswitch_id} is no gateway vSwitch any more",
+                    body=f"vpc:DeleteSnatEntry\n{to_yaml({'SnatEntryId': r.id})}",
+                    payload={"SnatEntryId": r.id, "SnatTableId": r.table_id},
                 )
             )
     return Plan(STEP, changes, warnings), nat
 
 
 def plan(session: Session) -> Plan:
-    """Which gateway vSwitches need an SNAT entry."""
+    """Which gateway vSwitches need an SNAT entry; which of ours are no longer needed."""
     return _plan_with(session)[0]
 
 
 _make_plan = plan  # apply's argument is also called "plan"
 
 
-def create_entry(session: Session, nat: NatChoice, vswitch_id: str) -> str:
-    """CreateSnatEntry with a deterministic ClientToken; returns the SnatEntryId."""
+def create_entry(session: Session, request: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """CreateSnatEntry with this run's ClientToken; returns the SnatEntryId and RequestId."""
     from alibabacloud_vpc20160428 import models as m
 
-    p = session.params
     req = m.CreateSnatEntryRequest(
-        region_id=p.region_id,
-        snat_table_id=nat.snat_table_id,
-        source_vswitch_id=vswitch_id,
-        snat_ip=nat.snat_ip,
-        snat_entry_name=p.snat.entry_name,
-        client_token=client_token(session, vswitch_id),
+        region_id=request["RegionId"],
+        snat_table_id=request["SnatTableId"],
+        source_vswitch_id=request["SourceVSwitchId"],
+        snat_ip=request["SnatIp"],
+        snat_entry_name=request["SnatEntryName"],
+        client_token=client_token(session, request["SourceVSwitchId"]),
     )
-    body = call("vpc", "CreateSnatEntry", session.vpc.create_snat_entry, req)
-    return str(body.snat_entry_id)
+    body, request_id = call_with_id("vpc", "CreateSnatEntry", session.vpc.create_snat_entry, req)
+    return str(body.snat_entry_id), request_id
 
 
-def wait_available(session: Session, table_id: str, entry_id: str) -> dict[str, Any]:
-    """Poll DescribeSnatTableEntries (no watch in the VPC API) until Available."""
+def wait_available(session: Session, table_id: str, entry_id: str) -> SnatEntry:
+    """Poll DescribeSnatTableEntries (no watch in the VPC API) until Available.
 
-    def fetch() -> dict[str, Any]:
-        rows = inventory.snat_entries(session, table_id, snat_entry_id=entry_id)
-        return rows[0] if rows else {}
+    An entry the table never shows (a replayed ClientToken returns a deleted entry's ID) is
+    an error within :data:`ABSENT_GRACE_SECONDS`, not a wait to the deadline.
+    """
+    first_absent: list[float] = []
 
-    return poll(
+    def fetch() -> SnatEntry | None:
+        rows = inventory.snat_table(session, table_id, snat_entry_id=entry_id)
+        return rows[0] if rows else None
+
+    def done(e: SnatEntry | None) -> bool:
+        if e is not None:
+            return e.status == "Available"
+        first_absent.append(time.monotonic())
+        if first_absent[-1] - first_absent[0] >= ABSENT_GRACE_SECONDS:
+            raise StepFailed(
+                f"CreateSnatEntry returned {entry_id}, but SNAT table {table_id} has not shown "
+                f"it for {ABSENT_GRACE_SECONDS:g} s: the entry does not exist. Nothing else was "
+                "changed; re-run the step (a new run sends a new ClientToken)."
+            )
+        return False
+
+    found = poll(
         fetch,
-        lambda e: e.get("Status") == "Available",
+        done,
         timeout=session.params.timeouts.snat_seconds,
         what=f"SNAT entry {entry_id}",
         reason="the SNAT entry to become Available",
-        describe=lambda e: str(e.get("Status") or "absent"),
+        describe=lambda e: e.status if e else "absent",
     )
+    assert found is not None
+    return found
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Create the missing entries and wait until each is Available."""
-    fresh, nat = _plan_with(session)
-    plan = plan if plan is not None else fresh
-    require_approval(session, plan)
-    applied: list[Change] = []
-    for change in fresh.changes:
-        if change.action != "create":
-            applied.append(change)
-            continue
-        entry_id = create_entry(session, nat, change.name)
-        entry = wait_available(session, nat.snat_table_id, entry_id)
-        applied.append(
-            Change("create", "SnatEntry", change.name, f"{entry_id} {entry.get('Status')}")
-        )
-    return StepResult(STEP, applied, [], {"snat": snat_frame(session)}, list(fresh.warnings))
+    """Carry out exactly ``plan``: create (and record) the missing entries, wait for each."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
+
+    def run(planned: Plan) -> StepResult:
+        nat = discover(session) if planned.has_changes else None
+        applied: list[Change] = []
+        for change in planned.changes:
+            if change.action == "create":
+                assert nat is not None
+                entry_id, request_id = create_entry(session, change.payload)
+                # Written down before the wait: a run killed while waiting still knows it.
+                ledger.record(
+                    session,
+                    ledger.created_entry(
+                        session,
+                        entry_id,
+                        nat.snat_table_id,
+                        change.name,
+                        nat.nat_gateway_id,
+                        nat.snat_ip,
+                    ),
+                )
+                entry = wait_available(session, nat.snat_table_id, entry_id)
+                applied.append(
+                    replace(
+                        change,
+                        detail=f"{entry_id} {entry.status}",
+                        payload=None,
+                        result={
+                            "snat_entry_id": entry_id,
+                            "snat_table_id": nat.snat_table_id,
+                            "request_ids": [request_id],
+                        },
+                    )
+                )
+            elif change.action == "delete":
+                applied.append(delete_entry(session, change))
+            else:
+                applied.append(change)
+        return StepResult(STEP, applied, [], {"snat": snat_frame(session)}, list(planned.warnings))
+
+    return carry_out(session, plan, _make_plan if given else None, run)
 
 
 def snat_frame(session: Session) -> pd.DataFrame:
@@ -229,66 +333,77 @@ def snat_frame(session: Session) -> pd.DataFrame:
     return rows_frame(inventory.snat_entries(session, nat.snat_table_id), SNAT_FIELDS)
 
 
-def entries_to_delete(session: Session) -> tuple[NatChoice, list[dict[str, Any]]]:
-    """Our entries only: named ``snat.entry_name`` and sourced from a gateway vSwitch."""
-    p = session.params
+def entries_to_delete(session: Session) -> list[Change]:
+    """Deletes for the entries the runbook created (its ledger) that the table still has."""
     nat = discover(session)
-    rows = [
-        e
-        for e in inventory.snat_entries(session, nat.snat_table_id)
-        if e.get("SnatEntryName") == p.snat.entry_name
-        and e.get("SourceVSwitchId") in p.gateway.vswitches
-    ]
-    return nat, rows
+    present = {e.id: e for e in inventory.snat_table(session, nat.snat_table_id)}
+    out = []
+    for r in ledger.snat_entries(session):
+        e = present.get(r.id)
+        if e is None:
+            continue
+        out.append(
+            Change(
+                "delete",
+                "SnatEntry",
+                r.vswitch_id,
+                f"{r.id} ({e.name}, {e.snat_ip}), created by run {r.run_id}",
+                body=f"vpc:DeleteSnatEntry\n{to_yaml({'SnatEntryId': r.id})}",
+                payload={"SnatEntryId": r.id, "SnatTableId": r.table_id},
+            )
+        )
+    return out
 
 
-def delete_entries(session: Session) -> list[Change]:
-    """Delete our entries (retrying while the table is busy) and wait until they are gone."""
+def delete_entry(session: Session, change: Change) -> Change:
+    """Delete one of our entries (retrying while the table is busy), wait until it is gone."""
     from alibabacloud_vpc20160428 import models as m
 
     p = session.params
-    nat, rows = entries_to_delete(session)
-    done: list[Change] = []
-    for e in rows:
-        entry_id = str(e["SnatEntryId"])
-        req = m.DeleteSnatEntryRequest(
-            region_id=p.region_id, snat_table_id=nat.snat_table_id, snat_entry_id=entry_id
-        )
+    entry_id = str(change.payload["SnatEntryId"])
+    table_id = str(change.payload["SnatTableId"])
+    req = m.DeleteSnatEntryRequest(
+        region_id=p.region_id, snat_table_id=table_id, snat_entry_id=entry_id
+    )
+    request_ids: list[dict[str, str]] = []
 
-        def attempt(req: Any = req) -> bool:
-            try:
-                call("vpc", "DeleteSnatEntry", session.vpc.delete_snat_entry, req)
-            except CloudApiError as err:
-                if err.code in BUSY_CODES:
-                    return False
-                if not inventory.is_not_found(err):
-                    raise
-            return True
-
-        poll(
-            attempt,
-            bool,
-            timeout=p.timeouts.snat_seconds,
-            what=f"DeleteSnatEntry {entry_id}",
-            reason="the SNAT table to accept the delete",
-            describe=lambda ok: "accepted" if ok else "table busy",
-        )
-
-        def remaining(eid: str = entry_id) -> list[dict[str, Any]]:
-            try:
-                return inventory.snat_entries(session, nat.snat_table_id, snat_entry_id=eid)
-            except CloudApiError as err:
-                if inventory.is_not_found(err):
-                    return []
+    def attempt() -> bool:
+        try:
+            _, rid = call_with_id("vpc", "DeleteSnatEntry", session.vpc.delete_snat_entry, req)
+            request_ids.append(rid)
+        except CloudApiError as err:
+            if err.code in BUSY_CODES:
+                return False
+            if not inventory.is_not_found(err):
                 raise
+        return True
 
-        poll(
-            remaining,
-            lambda found: not found,
-            timeout=p.timeouts.snat_seconds,
-            what=f"SNAT entry {entry_id}",
-            reason="the SNAT entry to be deleted",
-            describe=lambda found: str(found[0].get("Status")) if found else "gone",
-        )
-        done.append(Change("delete", "SnatEntry", str(e.get("SourceVSwitchId")), entry_id))
-    return done
+    poll(
+        attempt,
+        bool,
+        timeout=p.timeouts.snat_seconds,
+        what=f"DeleteSnatEntry {entry_id}",
+        reason="the SNAT table to accept the delete",
+        describe=lambda ok: "accepted" if ok else "table busy",
+    )
+
+    def remaining() -> list[SnatEntry]:
+        try:
+            return inventory.snat_table(session, table_id, snat_entry_id=entry_id)
+        except CloudApiError as err:
+            if inventory.is_not_found(err):
+                return []
+            raise
+
+    poll(
+        remaining,
+        lambda found: not found,
+        timeout=p.timeouts.snat_seconds,
+        what=f"SNAT entry {entry_id}",
+        reason="the SNAT entry to be deleted",
+        describe=lambda found: found[0].status if found else "gone",
+    )
+    ledger.forget(session, entry_id)
+    return replace(
+        change, payload=None, result={"snat_entry_id": entry_id, "request_ids": request_ids}
+    )

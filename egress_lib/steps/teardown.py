@@ -1,78 +1,93 @@
 """Teardown: delete what the runbook created, in reverse order, and nothing else.
 
-Names come from the parameters; the IngressClass is deleted only while it still points at
-our MseIngressConfig. The add-on is left installed (other gateways may use it).
+What the runbook created is what carries its ownership labels for this cluster (Kubernetes)
+or is written in its ledger (SNAT entries). Objects with the runbook's names that someone
+else made are listed as kept. The add-on is left installed (other gateways may use it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from egress_lib import kube, manifests
-from egress_lib.errors import PreconditionFailed
+from egress_lib import kube, ledger, manifests
+from egress_lib.errors import KubernetesApiError, PlanStale, PreconditionFailed
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps import snat
-from egress_lib.steps._common import require_approval
-from egress_lib.steps.verify import pod_name
+from egress_lib.steps._common import carry_out, plan_or_refuse
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
-STEP = "07-teardown"
+STEP = "99-teardown"
+# Deletion order: consumers before what they use, the reverse of setup.
+ORDER: tuple[tuple[str, bool], ...] = (
+    ("Pod", True),
+    ("Ingress", True),
+    ("Service", True),
+    ("SnatEntry", False),
+    ("MseIngressConfig", False),
+    ("IngressClass", False),
+    ("ConfigMap", True),
+)
 
 
-def _targets(session: Session) -> list[tuple[str, str, str | None]]:
-    # (kind, name, namespace) in deletion order: consumers before what they use.
+def _owned(session: Session, kind: str, namespaced: bool) -> list[dict[str, Any]]:
+    try:
+        return kube.list_owned(session, kind, session.params.namespace if namespaced else None)
+    except KubernetesApiError as e:
+        if e.status == 404:  # the MseIngressConfig API is not installed: nothing of ours
+            return []
+        raise
+
+
+def _named(session: Session) -> list[tuple[str, str, str | None]]:
     p = session.params
     out: list[tuple[str, str, str | None]] = [
-        ("Pod", pod_name(d), p.namespace) for d in p.destinations
+        ("Ingress", o["metadata"]["name"], p.namespace) for o in manifests.ingresses(p)
     ]
-    out += [("Ingress", o["metadata"]["name"], p.namespace) for o in manifests.ingresses(p)]
     out += [("Service", d.name, p.namespace) for d in p.destinations]
-    out.append(("IngressClass", p.gateway.ingress_class, None))
     out.append(("MseIngressConfig", p.gateway.config_name, None))
+    out.append(("IngressClass", p.gateway.ingress_class, None))
     return out
 
 
-def _ours(session: Session, kind: str, obj: dict[str, Any]) -> str | None:
-    """None if the object is ours to delete, else why not."""
-    p = session.params
-    if kind == "IngressClass":
-        params = (obj.get("spec") or {}).get("parameters") or {}
-        if params.get("kind") != "MseIngressConfig" or params.get("name") != p.gateway.config_name:
-            return (
-                f"bound to {params.get('kind')} {params.get('name')}, not {p.gateway.config_name}"
-            )
-    if kind == "Service" and (obj.get("spec") or {}).get("type") != "ExternalName":
-        return "not an ExternalName Service"
-    return None
-
-
 def plan(session: Session) -> Plan:
-    """Deletes for every runbook object that still exists, then our SNAT entries."""
+    """Deletes for everything the runbook owns here, in order; what it does not own is kept."""
     changes: list[Change] = []
     warnings: list[str] = []
-    for kind, name, ns in _targets(session):
-        obj = kube.get(session, kind, name, ns)
-        if obj is None:
-            changes.append(Change("unchanged", kind, name, "already absent"))
+    deleting: set[str] = set()
+    ledger_name = ledger.configmap_name(session.params.cluster_name)
+    for kind, namespaced in ORDER:
+        if kind == "SnatEntry":
+            try:
+                changes += snat.entries_to_delete(session)
+            except PreconditionFailed as e:
+                warnings.append(f"SNAT entries not checked: {e}")
             continue
-        why_not = _ours(session, kind, obj)
-        if why_not:
-            changes.append(Change("unchanged", kind, name, f"kept: {why_not}"))
-            warnings.append(f"{kind} {name} is kept: {why_not}")
-        else:
-            detail = "the controller then deletes the gateway" if kind == "MseIngressConfig" else ""
-            changes.append(Change("delete", kind, name, detail))
-    try:
-        _, entries = snat.entries_to_delete(session)
-    except PreconditionFailed as e:
-        warnings.append(f"SNAT entries not checked: {e}")
-        entries = []
-    changes += [
-        Change("delete", "SnatEntry", str(e.get("SourceVSwitchId")), str(e.get("SnatEntryId")))
-        for e in entries
-    ]
+        for obj in _owned(session, kind, namespaced):
+            if kind == "ConfigMap" and obj["metadata"]["name"] != ledger_name:
+                continue
+            why = {
+                "MseIngressConfig": "the controller then deletes the MSE gateway and its CLB",
+                "ConfigMap": "the runbook's record of the SNAT entries it created",
+            }.get(kind, "created by egress-runbook")
+            change = kube.plan_delete(session, obj, why)
+            deleting.add(change.ref)
+            changes.append(change)
+    for kind, name, ns in _named(session):
+        ref = f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+        if ref in deleting:
+            continue
+        try:
+            present = kube.get(session, kind, name, ns) is not None
+        except KubernetesApiError as e:
+            if e.status != 404:
+                raise
+            present = False
+        if present:
+            changes.append(
+                Change("unchanged", kind, name, "kept: egress-runbook did not create it", ns)
+            )
     return Plan(STEP, changes, warnings)
 
 
@@ -80,23 +95,39 @@ _make_plan = plan  # apply's argument is also called "plan"
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Delete in order, waiting for the MseIngressConfig and SNAT entries to disappear."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
+    """Carry out the deletes in order, waiting for the gateway and SNAT entries to go."""
+    given = plan is not None
+    plan = plan_or_refuse(session, plan, _make_plan)
     p = session.params
-    applied: list[Change] = []
-    for change in plan.changes:
-        if change.action != "delete" or change.kind == "SnatEntry":
-            continue
-        ns = p.namespace if change.kind in ("Pod", "Ingress", "Service") else None
-        # Waiting on the MseIngressConfig matters: its finalizer removes the MSE gateway
-        # and CLB, which must be gone before the SNAT entry is removed from under it.
-        wait = change.kind in ("MseIngressConfig", "Pod")
-        timeout = p.timeouts.gateway_seconds if change.kind == "MseIngressConfig" else 120
-        issued = kube.delete(session, change.kind, change.name, ns, wait=wait, timeout=timeout)
-        applied.append(
-            Change("delete" if issued else "unchanged", change.kind, change.name, change.detail)
-        )
-    if any(c.kind == "SnatEntry" and c.action == "delete" for c in plan.changes):
-        applied += snat.delete_entries(session)
-    return StepResult(STEP, applied, [], {}, list(plan.warnings))
+
+    def run(planned: Plan) -> StepResult:
+        applied: list[Change] = []
+        for change in planned.changes:
+            if change.action != "delete":
+                applied.append(change)
+                continue
+            if change.kind == "SnatEntry":
+                applied.append(snat.delete_entry(session, change))
+                continue
+            try:
+                done = kube.apply_change(session, change)
+            except kube.StaleObject as e:
+                written = [c.ref for c in applied if c.action == "delete"]
+                raise PlanStale(STEP, [str(e)], written=written) from e
+            # The MseIngressConfig's finalizer removes the MSE gateway and its CLB: wait, so
+            # that a following setup does not meet a gateway that is still going away.
+            if change.kind in ("MseIngressConfig", "Pod"):
+                timeout = p.timeouts.gateway_seconds if change.kind == "MseIngressConfig" else 120
+                kube.wait_for(
+                    session,
+                    change.kind,
+                    change.name,
+                    change.namespace,
+                    lambda o: o is None,
+                    timeout=timeout,
+                    reason=f"{change.kind}/{change.name} to be deleted",
+                )
+            applied.append(done)
+        return StepResult(STEP, applied, [], {}, list(planned.warnings))
+
+    return carry_out(session, plan, _make_plan if given else None, run)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from egress_lib import kube
-from egress_lib.errors import EgressError, KubernetesApiError
+from egress_lib import kube, ownership
+from egress_lib.errors import KubernetesApiError, PreconditionFailed, StepFailed
 from egress_lib.kinds import REQUEST_TIMEOUT
 from egress_lib.kube import k8s_errors
 from egress_lib.parameters import Destination
-from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import require_approval
-from egress_lib.steps.ingress import ClbAddress, wait_for_clb_address
+from egress_lib.plan import RUN_DIR_ENV, Change, Plan, StepResult
+from egress_lib.steps._common import carry_out, plan_or_refuse
+from egress_lib.steps.ingress import ClbAddress, current_addresses, wait_for_clb_address
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -36,14 +36,12 @@ POD_MARGIN_SECONDS = 120
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 WRITE_OUT = "%{http_code} %{time_total} %{remote_ip}"
 _RESULT = re.compile(r"(\d{3}) ([0-9.]+) ?(\S*)\s*$")
-# Set by egress_lib.runner for the kernels it starts (kept here: the runner imports papermill).
-RUN_DIR_ENV = "EGRESS_RUN_DIR"
 COLUMNS = ["Destination", "URL", "HTTP status", "Time (s)", "Remote address", "OK", "Detail"]
 
 
-def pod_name(dest: Destination) -> str:
-    """``egress-verify-<name>``; names too long for 63 characters get a hash suffix."""
-    name = POD_PREFIX + dest.name
+def pod_name(dest: Destination, run: str) -> str:
+    """``egress-verify-<run>-<name>``: concurrent runs never share a pod; long names are hashed."""
+    name = f"{POD_PREFIX}{run}-{dest.name}"
     if len(name) <= 63:
         return name
     digest = hashlib.sha256(dest.name.encode()).hexdigest()[:8]
@@ -82,9 +80,13 @@ def pod_manifest(session: Session, dest: Destination, addr: ClbAddress) -> dict[
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(dest),
+            "name": pod_name(dest, session.short_run_id),
             "namespace": p.namespace,
-            "labels": {"app.kubernetes.io/name": "egress-verify"},
+            "labels": {
+                "app.kubernetes.io/name": "egress-verify",
+                **ownership.labels(p),
+                ownership.RUN_LABEL: session.short_run_id,
+            },
         },
         "spec": {
             "restartPolicy": "Never",
@@ -115,6 +117,8 @@ class VerifyResult:
     """One row per destination; ``ok`` when every request got a 2xx/3xx answer."""
 
     rows: list[VerifyRow] = field(default_factory=list)
+    # False in a plan-only notebook run: no pod was started, so nothing passed or failed.
+    ran: bool = True
 
     @property
     def ok(self) -> bool:
@@ -157,9 +161,11 @@ class VerifyResult:
     def raise_for_failures(self) -> None:
         """Raise :class:`EgressError` naming every failing destination."""
         bad = [r for r in self.rows if not r.ok]
+        if not self.ran:
+            return
         if bad:
             lines = "\n".join(f"  - {r.destination} ({r.url}): {r.detail}" for r in bad)
-            raise EgressError(
+            raise StepFailed(
                 f"{len(bad)} destination(s) not reachable through the gateway:\n{lines}"
             )
 
@@ -187,7 +193,7 @@ def _finished(obj: dict[str, Any] | None) -> bool:
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in PULL_FAILURES:
-            raise EgressError(
+            raise PreconditionFailed(
                 f"pod {(obj or {}).get('metadata', {}).get('name')} cannot pull its image: "
                 f"{waiting.get('reason')}: {waiting.get('message') or ''} (set verify.image)"
             )
@@ -206,13 +212,13 @@ def _log(session: Session, name: str, namespace: str) -> str:
 def check_destination(session: Session, dest: Destination, addr: ClbAddress) -> VerifyRow:
     """Run one curl pod to completion, read its output, delete it."""
     p = session.params
-    name = pod_name(dest)
+    name = pod_name(dest, session.short_run_id)
     wait = p.verify.timeout_seconds + POD_MARGIN_SECONDS
-    # A pod of the same name from an earlier run would make create fail (pods are immutable).
+    # This run's pod from an earlier check in the same session (pods are immutable).
     kube.delete(session, "Pod", name, p.namespace, wait=True, timeout=wait)
     manifest = pod_manifest(session, dest, addr)
     url = url_for(dest, addr)
-    kube.apply(session, manifest)
+    kube.apply_change(session, Change("create", "Pod", name, "", p.namespace, payload=manifest))
     try:
         pod = kube.wait_for(
             session,
@@ -257,13 +263,28 @@ def verify(session: Session, addresses: list[ClbAddress] | None = None) -> Verif
 def plan(session: Session) -> Plan:
     """One temporary pod per destination (created, waited for, deleted)."""
     p = session.params
-    return Plan(
-        STEP,
-        [
-            Change("create", "Pod", pod_name(d), f"temporary: curl http://{curl_host(d)}{d.path}")
-            for d in p.destinations
-        ],
-    )
+    addresses = current_addresses(session)
+    changes: list[Change] = []
+    notes: list[str] = []
+    for d in p.destinations:
+        addr = addresses.get(d.ingress)
+        via = (
+            f"curl {url_for(d, addr)} --resolve to {addr.address}"
+            if addr
+            else f"curl http://{curl_host(d)}{d.path} through the gateway"
+        )
+        changes.append(
+            Change(
+                "test", "Pod", pod_name(d, session.short_run_id), f"temporary: {via}", p.namespace
+            )
+        )
+    missing = sorted({d.ingress for d in p.destinations if addresses.get(d.ingress) is None})
+    if missing:
+        notes.append(
+            f"Ingress {', '.join(missing)} has no address yet (steps 02 and 05 publish it): each "
+            "pod will use the address the Ingress status carries when this step runs"
+        )
+    return Plan(STEP, changes, notes=notes)
 
 
 _make_plan = plan  # apply's argument is also called "plan"
@@ -271,15 +292,27 @@ _make_plan = plan  # apply's argument is also called "plan"
 
 def run(session: Session, plan: Plan | None = None) -> VerifyResult:
     """Check every destination once approved; failures are rows, not exceptions."""
-    require_approval(session, plan if plan is not None else _make_plan(session))
-    return verify(session)
+    plan = plan_or_refuse(session, plan, _make_plan)
+    out: list[VerifyResult] = []
+
+    def go(planned: Plan) -> StepResult:
+        result = verify(session)
+        out.append(result)
+        result.save()
+        return StepResult(
+            STEP,
+            [Change("check", "Destination", r.destination, r.detail) for r in result.rows],
+            [],
+            {"verify": result.to_frame()},
+        )
+
+    carry_out(session, plan, None, go)
+    return out[0]
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Run the checks; raise if any destination is unreachable (after building the table)."""
-    plan = plan if plan is not None else _make_plan(session)
-    require_approval(session, plan)
-    result = verify(session)
+    """Run the checks; raise :class:`StepFailed` if any destination is unreachable."""
+    result = run(session, plan)
     step = StepResult(
         STEP,
         [Change("check", "Destination", r.destination, r.detail) for r in result.rows],

@@ -213,6 +213,11 @@ _COLUMNS: dict[str, list[Column]] = {
         ("Secrets", "string", 0, lambda o: str(len(o.get("secrets") or []))),
         ("Age", "string", 0, _age),
     ],
+    # printLease: an unset holderIdentity prints as an empty cell.
+    "Lease": [
+        ("Holder", "string", 0, lambda o: (o.get("spec") or {}).get("holderIdentity") or ""),
+        ("Age", "string", 0, _age),
+    ],
 }
 
 

@@ -118,6 +118,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         _RW,
         ("status",),
     ),
+    # Leases (leader election, the runbook's per-cluster run lock): no short names, no
+    # categories, no status subresource, as kube-apiserver serves them.
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, "lease", (), _RW),
     ResourceType(
         "authorization.k8s.io",
         "v1",

@@ -6,11 +6,14 @@ from HTTP and from in-process controllers alike. Messages follow kube-apiserver 
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+import json
 import re
 from typing import Any
 
 from egress_sandbox.k8s import defaults
+from egress_sandbox.k8s.errors import BadRequest, Invalid
 from egress_sandbox.k8s.fielderrors import (
     FieldErrors,
     dns1035_label,
@@ -49,6 +52,10 @@ def admit(store: Store, op: str, rt: ResourceType, new: Obj, old: Obj | None) ->
     errs = FieldErrors()
     meta = new.get("metadata", {})
     name = meta.get("name", "")
+    if rt.schema is None and (rt.group, rt.kind) == _LEASE:
+        _lease_decode(new)
+        if op == "UPDATE":
+            _require_resource_version(rt, meta)
     if op == "CREATE":
         for msg in _NAME_RULES.get(rt.kind, dns1123_subdomain)(name):
             errs.invalid("metadata.name", name, msg)
@@ -87,7 +94,12 @@ def _validate_labels(meta: Obj, errs: FieldErrors) -> None:
 
 
 def _builtin(store: Store, rt: ResourceType, new: Obj, old: Obj | None, errs: FieldErrors) -> None:
-    kind = rt.kind if rt.group in ("", "apps", "networking.k8s.io", "apiextensions.k8s.io") else ""
+    kind = (
+        rt.kind
+        if rt.group
+        in ("", "apps", "networking.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io")
+        else ""
+    )
     if kind == "Namespace":
         defaults.default_namespace(new)
     elif kind == "Service":
@@ -105,6 +117,8 @@ def _builtin(store: Store, rt: ResourceType, new: Obj, old: Obj | None, errs: Fi
         _ingress_class(new, errs)
     elif kind == "CustomResourceDefinition":
         _crd(new, errs)
+    elif kind == "Lease":
+        _lease(new, old, errs)
 
 
 # ---- Service ----------------------------------------------------------------------------------
@@ -387,3 +401,180 @@ def _crd(new: Obj, errs: FieldErrors) -> None:
     for i, v in enumerate(versions):
         if not (v.get("schema") or {}).get("openAPIV3Schema"):
             errs.required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required")
+
+
+# ---- Lease ------------------------------------------------------------------------------------
+
+_LEASE = ("coordination.k8s.io", "Lease")
+# metav1.RFC3339Micro, the layout MicroTime's UnmarshalJSON parses with time.Parse.
+_MICRO_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
+_INT32 = (-(2**31), 2**31 - 1)
+# LeaseSpec's fields and the Go type the JSON decoder reads each into.
+_LEASE_FIELDS = {
+    "holderIdentity": "string",
+    "leaseDurationSeconds": "int32",
+    "acquireTime": "MicroTime",
+    "renewTime": "MicroTime",
+    "leaseTransitions": "int32",
+    "strategy": "string",
+    "preferredHolder": "string",
+}
+
+
+def _require_resource_version(rt: ResourceType, meta: Obj) -> None:
+    """The lease strategy refuses unconditional updates (AllowUnconditionalUpdate false)."""
+    if meta.get("resourceVersion"):
+        return
+    cause = {
+        "reason": "FieldValueInvalid",
+        "message": "Invalid value: 0: must be specified for an update",
+        "field": "metadata.resourceVersion",
+    }
+    # The registry names the resource where the kind would be (qualifiedKind of the store).
+    raise Invalid.of(rt.plural, rt.group, meta.get("name", ""), [cause])
+
+
+def _lease_decode(new: Obj) -> None:
+    """What decoding the body into a coordination/v1 Lease refuses, as the 400 it is.
+
+    Type mismatches are reported as encoding/json words them (the first one wins, decoding
+    goes on); a time MicroTime's UnmarshalJSON cannot parse stops decoding at once. Valid
+    times are stored as MicroTime marshals them: UTC, exactly six fractional digits.
+    """
+    spec = new.get("spec")
+    first: str | None = None
+    if spec is not None and not isinstance(spec, dict):
+        first = _type_error(spec, "Lease", "spec", "v1.LeaseSpec")
+    for key, value in (spec or {}).items() if isinstance(spec, dict) else ():
+        go_type = _LEASE_FIELDS.get(key)
+        if go_type is None or value is None:
+            continue
+        where = ("LeaseSpec", f"spec.{key}")
+        if go_type == "MicroTime":
+            if not isinstance(value, str):
+                _lease_bad_request(_type_error(value, *where, "string"))
+            stored, problem = _micro_time(value)
+            if problem:
+                _lease_bad_request(problem)
+            spec[key] = stored
+        elif go_type == "string" and not isinstance(value, str):
+            first = first or _type_error(value, *where, "string")
+        elif go_type == "int32" and not (type(value) is int and _INT32[0] <= value <= _INT32[1]):
+            first = first or _type_error(value, *where, "int32")
+    if first:
+        _lease_bad_request(first)
+
+
+def _lease_bad_request(message: str) -> None:
+    raise BadRequest(f'Lease in version "v1" cannot be handled as a Lease: {message}')
+
+
+def _type_error(value: Any, struct: str, field: str, go_type: str) -> str:
+    """encoding/json's UnmarshalTypeError text for ``value`` read into ``go_type``."""
+    if isinstance(value, bool):
+        what = "bool"
+    elif isinstance(value, (int, float)):
+        # A number that does not fit the integer type is quoted with its literal.
+        what = f"number {value}" if go_type == "int32" else "number"
+    elif isinstance(value, str):
+        what = "string"
+    elif isinstance(value, list):
+        what = "array"
+    else:
+        what = "object"
+    return f"json: cannot unmarshal {what} into Go struct field {struct}.{field} of type {go_type}"
+
+
+def _go_quote(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _micro_time(value: str) -> tuple[str, str]:
+    """(the value as stored, "") or ("", Go's time.ParseError text) for RFC3339Micro."""
+
+    def cannot(rest: str, elem: str) -> tuple[str, str]:
+        return "", (
+            f"parsing time {_go_quote(value)} as {_go_quote(_MICRO_LAYOUT)}: "
+            f"cannot parse {_go_quote(rest)} as {_go_quote(elem)}"
+        )
+
+    def out_of_range(what: str) -> tuple[str, str]:
+        return "", f"parsing time {_go_quote(value)}: {what} out of range"
+
+    def num(s: str, fixed: bool) -> tuple[int, str] | None:
+        # time.getnum: one or two digits; exactly two when fixed.
+        if not s[:1].isdigit() or not s[:1].isascii():
+            return None
+        if not (s[1:2].isdigit() and s[1:2].isascii()):
+            return None if fixed else (int(s[0]), s[1:])
+        return int(s[:2]), s[2:]
+
+    rest = value
+    if len(rest) < 4 or not rest[0].isdigit() or not (rest[:4].isascii() and rest[:4].isdigit()):
+        return cannot(rest, "2006")
+    year, rest = int(rest[:4]), rest[4:]
+    fields: list[int] = [year]
+    steps = (("-", "01", True, "month"), ("-", "02", True, ""), ("T", "15", False, "hour"))
+    steps += ((":", "04", True, "minute"), (":", "05", True, "second"))
+    for sep, elem, fixed, rng in steps:
+        if not rest.startswith(sep):
+            return cannot(rest, sep)
+        rest = rest[len(sep) :]
+        got = num(rest, fixed)
+        if got is None:
+            return cannot(rest, elem)
+        n, rest = got
+        limit = {"month": (1, 12), "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
+        if rng and not limit[rng][0] <= n <= limit[rng][1]:
+            return out_of_range(rng)
+        fields.append(n)
+    frac = rest[:7]
+    if len(frac) < 7 or frac[0] not in ".," or not (frac[1:].isascii() and frac[1:].isdigit()):
+        return cannot(rest, ".000000")
+    micros, rest = int(frac[1:]), rest[7:]
+    offset = 0
+    if rest.startswith("Z"):
+        rest = rest[1:]
+    else:
+        tz = rest[:6]
+        hh, mm = num(tz[1:3], True), num(tz[4:6], True)
+        if len(tz) < 6 or tz[3] != ":" or tz[0] not in "+-" or hh is None or mm is None:
+            return cannot(rest, "Z07:00")
+        if hh[0] > 24:
+            return out_of_range("time zone offset hour")
+        if mm[0] > 60:
+            return out_of_range("time zone offset minute")
+        offset = (hh[0] * 60 + mm[0]) * (-1 if tz[0] == "-" else 1)
+        rest = rest[6:]
+    if rest:
+        return "", f"parsing time {_go_quote(value)}: extra text: {_go_quote(rest)}"
+    year, month, day, hour, minute, second = fields
+    try:
+        when = dt.datetime(year, month, day, hour, minute, second, micros)
+    except ValueError:
+        return out_of_range("day")
+    try:
+        utc = when - dt.timedelta(minutes=offset)
+    except OverflowError:
+        return "", f"parsing time {_go_quote(value)}: year out of range"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros:06d}Z", ""
+
+
+def _lease(new: Obj, old: Obj | None, errs: FieldErrors) -> None:
+    spec = new.get("spec")
+    if not isinstance(spec, dict):
+        return
+    old_spec = (old or {}).get("spec") or {}
+    # CoordinatedLeaderElection is off (alpha in 1.32): its fields are dropped unless the
+    # stored lease already has them.
+    for key in ("preferredHolder", "strategy"):
+        if old_spec.get(key) is None:
+            spec.pop(key, None)
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        errs.invalid("spec.leaseDurationSeconds", duration, "must be greater than 0")
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        errs.invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
+    if spec.get("preferredHolder") and not spec.get("strategy"):
+        errs.forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined")

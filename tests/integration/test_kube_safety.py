@@ -13,6 +13,7 @@ import pytest
 
 from egress_lib import Parameters, Session, connect, kube
 from egress_lib.errors import KubernetesApiError
+from egress_lib.ownership import labels
 
 NS = "default"
 
@@ -52,44 +53,38 @@ def test_plan_of_an_invalid_manifest_is_a_422_naming_the_field_and_stores_nothin
     sandbox: Any, session: Session
 ) -> None:
     with pytest.raises(KubernetesApiError) as e:
-        kube.plan_apply(session, _bad_ingress("safety-bad"))
+        kube.plan_object(session, _bad_ingress("safety-bad"))
     assert e.value.status == 422
     assert "spec.rules[0].http.paths[0].pathType" in e.value.message
     assert kube.get(session, "Ingress", "safety-bad", NS) is None
     assert any("dryRun=All" in r.path for r in sandbox.audit.records() if r.status == 422)
 
 
-def test_concurrent_modification_is_refused_with_409_and_apply_retries(
+def test_a_planned_update_is_refused_when_the_object_changed_since_the_plan(
     sandbox: Any, session: Session
 ) -> None:
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "safety-race", "namespace": NS, "labels": {"owner": "runbook"}},
+        "metadata": {"name": "safety-race", "namespace": NS, "labels": labels(session.params)},
         "spec": {"ports": [{"port": 80}]},
     }
-    kube.apply(session, svc)
+    kube.apply_change(session, kube.plan_object(session, svc))
+    changed = {**svc, "metadata": {**svc["metadata"], "annotations": {"owner": "runbook-v2"}}}
+    planned = kube.plan_object(session, changed)
+    assert planned.action == "update" and "+    owner: runbook-v2" in planned.body
+
+    # Someone else writes between our plan and our apply.
     rt = sandbox.store.types.get("", "v1", "services")
-    raced = threading.Event()
-    original_get = kube.get
+    other = sandbox.store.get(rt, NS, "safety-race")
+    other["metadata"].setdefault("annotations", {})["other"] = "x"
+    sandbox.store.update(rt, other)
 
-    def get_then_race(*args: Any, **kw: Any) -> Any:
-        current = original_get(*args, **kw)
-        if current is not None and not raced.is_set():
-            raced.set()  # someone else writes between our read and our update
-            other = sandbox.store.get(rt, NS, "safety-race")
-            other["metadata"].setdefault("annotations", {})["other"] = "x"
-            sandbox.store.update(rt, other)
-        return current
-
-    kube.get = get_then_race  # type: ignore[assignment]
-    try:
-        changed = {**svc, "metadata": {**svc["metadata"], "labels": {"owner": "runbook-v2"}}}
-        out = kube.apply(session, changed)
-    finally:
-        kube.get = original_get  # type: ignore[assignment]
-    assert out.action == "updated" and out.object["metadata"]["labels"] == {"owner": "runbook-v2"}
-    assert out.object["metadata"]["annotations"]["other"] == "x"  # the other write survived
+    with pytest.raises(kube.StaleObject, match="changed since the plan"):
+        kube.apply_change(session, planned)
+    live = kube.get(session, "Service", "safety-race", NS)
+    assert live is not None
+    assert live["metadata"]["annotations"] == {"other": "x"}  # theirs kept, ours not applied
     conflicts = [r for r in sandbox.audit.records() if r.status == 409 and "safety-race" in r.path]
     assert conflicts and conflicts[0].error_code == "Conflict"
 

@@ -34,7 +34,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def test_runbook_verifies_through_the_port_the_ingress_status_carries(box: Any) -> None:
-    session = connect(load_parameters(REPO / "parameters" / "sandbox.yaml"))
+    session = connect(load_parameters(REPO / "parameters" / "sandbox.yaml", {"approve": True}))
     try:
         for step in (steps.controller, steps.gateway, steps.snat, steps.services, steps.ingress):
             step.apply(session)

@@ -20,7 +20,8 @@ from egress_lib.plan import Plan
 
 @pytest.fixture
 def session(sandbox: Any, params: Parameters) -> Iterator[Session]:
-    s = connect(params)
+    # These tests apply: they say yes explicitly (sandbox.yaml, like every default, says no).
+    s = connect(params.model_copy(update={"approve": True}))
     yield s
     s.close()
 
@@ -110,7 +111,7 @@ def test_03_snat(sandbox: Any, session: Session) -> None:
 
 def test_03_snat_rejects_foreign_eip(session: Session, params: Parameters) -> None:
     snat = params.snat.model_copy(update={"snat_ip": "1.2.3.4"})
-    s = connect(params.model_copy(update={"snat": snat}))
+    s = connect(params.model_copy(update={"snat": snat, "approve": True}))
     try:
         with pytest.raises(PreconditionFailed, match=r"1\.2\.3\.4"):
             steps.snat.plan(s)
@@ -140,7 +141,7 @@ def test_06_verify(session: Session) -> None:
     assert frame.iloc[0]["HTTP status"] < 400
     from egress_lib import kube
 
-    name = steps.verify.pod_name(session.params.destinations[0])
+    name = steps.verify.pod_name(session.params.destinations[0], session.short_run_id)
     assert kube.get(session, "Pod", name, session.params.namespace) is None  # cleaned up
 
 
@@ -155,5 +156,4 @@ def test_99_teardown(sandbox: Any, session: Session) -> None:
     from egress_lib import kube
 
     assert kube.get(session, "MseIngressConfig", session.params.gateway.config_name) is None
-    _, entries = steps.snat.entries_to_delete(session)
-    assert entries == []
+    assert steps.snat.entries_to_delete(session) == []

@@ -42,21 +42,23 @@ def _all_text(folder: Path) -> str:
 def test_run_twice_succeeds_and_the_second_run_changes_nothing(
     box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert runbook_main(["run", str(PARAMS), "--out", str(tmp_path)]) == 0
+    assert runbook_main(["run", str(PARAMS), "--approve", "--out", str(tmp_path)]) == 0
     first = capsys.readouterr().out
     assert "all 7 steps passed" in first
     assert "aliyun-svc-external" in first and " 200 " in first
 
     since = box.audit.records()[-1].time
-    assert runbook_main(["run", str(PARAMS), "--out", str(tmp_path)]) == 0
+    assert runbook_main(["run", str(PARAMS), "--approve", "--out", str(tmp_path)]) == 0
     assert "all 7 steps passed" in capsys.readouterr().out
 
-    # The second run's only writes are the verify pod (created, then deleted) and access
-    # reviews, which store nothing.
+    # The second run's only writes are the verify pod (created, then deleted) and the run's
+    # lock (a Lease, taken and released); access reviews store nothing.
     writes = [
         (r.api, r.action, r.path)
         for r in box.audit.records(since=since, mutating=True)
-        if "/pods" not in r.path and "selfsubjectaccessreviews" not in r.path
+        if "/pods" not in r.path
+        and "selfsubjectaccessreviews" not in r.path
+        and "/leases/" not in r.path + "/"
     ]
     assert writes == []
 
@@ -87,7 +89,7 @@ def test_a_failing_step_is_named_and_the_run_exits_non_zero(
     # 203.0.113.7 (TEST-NET-3) is no EIP of the NAT gateway: preflight refuses it, before
     # step 01 changes anything.
     bad.write_text(PARAMS.read_text().replace("snat_ip: null", "snat_ip: 203.0.113.7"))
-    assert runbook_main(["run", str(bad), "--out", str(tmp_path / "runs")]) == 1
+    assert runbook_main(["run", str(bad), "--approve", "--out", str(tmp_path / "runs")]) == 1
     err = capsys.readouterr().err
     assert "step 00-preflight failed" in err
     assert "snat.snat_ip" in err and "203.0.113.7" in err

@@ -77,9 +77,10 @@ def test_curl_args_non_default_port() -> None:
 
 
 def test_pod_name_fits_63() -> None:
-    assert verify.pod_name(DEST) == "egress-verify-aliyun-svc-external"
+    # The run's ID is in the name, so two runs at once never share a pod.
+    assert verify.pod_name(DEST, "ab12cd") == "egress-verify-ab12cd-aliyun-svc-external"
     long = Destination(name="a" * 60, host="x.example.com", port=80)
-    name = verify.pod_name(long)
+    name = verify.pod_name(long, "ab12cd")
     assert len(name) <= 63 and name.startswith("egress-verify-")
 
 

@@ -1,4 +1,4 @@
-"""The builders reproduce the seed procedure's YAML exactly."""
+"""The builders reproduce the seed procedure's YAML, plus only the ownership labels."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ SEED = Path(__file__).parent / "seed_manifests"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+OWNED = {"app.kubernetes.io/managed-by": "egress-runbook", "egress-runbook/cluster": "sandbox"}
+
+
 def seed(name: str) -> dict[str, Any]:
+    """The seed's manifest with the ownership labels the runbook adds (and nothing else)."""
     doc: dict[str, Any] = yaml.safe_load((SEED / name).read_text(encoding="utf-8"))
+    assert "labels" not in doc["metadata"]
+    doc["metadata"]["labels"] = dict(OWNED)
     return doc
 
 
@@ -34,7 +40,7 @@ def test_mse_ingress_config_matches_seed() -> None:
 
 def test_service_matches_seed() -> None:
     p = seed_params()
-    assert manifests.external_name_service(p.destinations[0], p.namespace) == seed("service.yaml")
+    assert manifests.external_name_service(p.destinations[0], p) == seed("service.yaml")
 
 
 def test_http_ingress_matches_seed() -> None:
@@ -54,7 +60,7 @@ def test_ingress_class_binds_the_config() -> None:
 
 def test_other_port_adds_port3() -> None:
     p = seed_params(**{"destinations.0.port": 8443})
-    ports = manifests.external_name_service(p.destinations[0], "default")["spec"]["ports"]
+    ports = manifests.external_name_service(p.destinations[0], p)["spec"]["ports"]
     assert [x["port"] for x in ports] == [80, 443, 8443]
 
 

@@ -1,46 +1,80 @@
-"""The notebooks' shape: one parameters cell each, defaults equal to parameters/sandbox.yaml."""
+"""The notebooks' shape: one generated parameters cell each, approve False, clean outputs."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
-import yaml
 
 from egress_lib import ParameterError, Parameters
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-SANDBOX = yaml.safe_load((REPO / "parameters" / "sandbox.yaml").read_text())
+STEPS = [
+    "00-preflight",
+    "01-install-controller",
+    "02-create-gateway",
+    "03-configure-snat",
+    "04-external-services",
+    "05-ingress-routes",
+    "06-verify",
+]
 
 
-def test_there_is_a_notebook_per_step_plus_preflight_verify_and_teardown() -> None:
-    assert [p.stem for p in NOTEBOOKS] == [
-        "00-preflight",
-        "01-install-controller",
-        "02-create-gateway",
-        "03-configure-snat",
-        "04-external-services",
-        "05-ingress-routes",
-        "06-verify",
-        "07-teardown",
-    ]
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "parameters_cell", REPO / "scripts" / "parameters_cell.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_one_parameters_cell_whose_defaults_are_the_sandbox_parameters(path: Path) -> None:
+def _parameters_cell(path: Path) -> str:
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    # The cell is plain `key = literal` lines, as papermill's own injected cell is.
-    ns = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(tagged[0].source).body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    assert ns == SANDBOX
+    return str(tagged[0].source)
+
+
+def _assigned(source: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        assert isinstance(node, ast.AnnAssign), ast.unparse(node)
+        assert isinstance(node.target, ast.Name) and node.value is not None
+        out[node.target.id] = ast.literal_eval(node.value)
+    return out
+
+
+def test_there_is_a_notebook_per_step_plus_teardown() -> None:
+    stems = [p.stem for p in NOTEBOOKS]
+    assert stems[:-1] == STEPS
+    assert stems[-1].endswith("-teardown")  # 07- today, 99- once renamed
+
+
+def test_parameters_cells_are_the_generated_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _script().main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_one_typed_key_per_line_and_never_approves(path: Path) -> None:
+    values = _assigned(_parameters_cell(path))
+    assert list(values) == list(Parameters.model_fields)
+    assert values["approve"] is False
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_cell_interactively_gives_valid_sandbox_parameters(path: Path) -> None:
+    src = _parameters_cell(path)
+    ns = _assigned(src)  # the globals the cell leaves behind when it runs in JupyterLab
+    ns["In"] = ["", src]
+    p = Parameters.from_namespace(ns)
+    assert p.target == "sandbox" and p.approve is False
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -54,8 +88,15 @@ def test_stored_outputs_carry_no_errors(path: Path) -> None:
     assert all(executed), "stored outputs are stale: run `make notebooks`"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_parameters_cell_is_followed_by_from_namespace(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    assert "Parameters.from_namespace(globals())" in nb.cells[i + 1].source
+
+
 def test_an_injected_key_the_schema_does_not_know_is_named() -> None:
-    ns: dict[str, object] = dict(SANDBOX)
+    ns = _assigned(_parameters_cell(NOTEBOOKS[0]))
     ns["gatway"] = {}
     ns["In"] = ["", "# Parameters\ncluster_name = 'prod'\ngatway = {}\n"]
     with pytest.raises(ParameterError) as err:

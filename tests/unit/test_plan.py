@@ -38,7 +38,7 @@ def test_frame_columns_and_rows() -> None:
 def test_text_table() -> None:
     text = str(sample())
     lines = text.splitlines()
-    assert lines[0] == "Plan for 02-create-gateway: changes"
+    assert lines[0] == "Plan for 02-create-gateway: 1 change(s)"
     assert lines[1].split() == ["Action", "Kind", "Name", "Detail"]
     assert "warning: IngressClass mse <re-bound>" in text
 

@@ -18,13 +18,17 @@ EXPORTED = [
     "EgressError",
     "Facts",
     "KubernetesApiError",
+    "LockHeld",
     "NotApproved",
     "ParameterError",
     "Parameters",
     "Plan",
+    "PlanConflict",
+    "PlanStale",
     "PreconditionFailed",
     "Problem",
     "Session",
+    "StepFailed",
     "StepResult",
     "VerifyResult",
     "WaitTimeout",
@@ -55,6 +59,8 @@ def test_public_classes_and_functions_say_where_they_live() -> None:
 
 def test_steps_expose_plan_and_apply() -> None:
     assert steps.__all__ == sorted(steps.__all__)
+    assert [s.module for s in steps.RUNBOOK] == list(steps.ORDER)
+    assert [s.name for s in steps.RUNBOOK] == [m.STEP for m in steps.ORDER]
     for module in steps.ORDER:
         assert callable(module.plan) and callable(module.apply), module.__name__
     assert callable(steps.teardown.plan) and callable(steps.teardown.apply)

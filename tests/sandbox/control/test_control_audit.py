@@ -79,21 +79,22 @@ def test_rerunning_apply_changes_nothing(
     box: Sandbox, control: ControlClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from egress_lib import connect, load_parameters
-    from egress_lib.kube import apply
+    from egress_lib.kube import apply_change, plan_object
+    from egress_lib.ownership import labels
 
     monkeypatch.setenv("EGRESS_SANDBOX_HOME", str(box.home))
     session = connect(load_parameters(REPO / "parameters" / "sandbox.yaml"))
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "rerun-svc", "namespace": "default"},
+        "metadata": {"name": "rerun-svc", "namespace": "default", "labels": labels(session.params)},
         "spec": {"type": "ExternalName", "externalName": "www.aliyun.com"},
     }
     try:
         first_mark = now()
-        assert apply(session, service).action == "created"
+        assert apply_change(session, plan_object(session, service)).action == "create"
         second_mark = now()
-        assert apply(session, service).action == "unchanged"
+        assert plan_object(session, service).action == "unchanged"
     finally:
         session.close()
     first = control.audit(since=first_mark, mutating=True)

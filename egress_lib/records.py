@@ -1,0 +1,855 @@
+"""The run record (``run.json``), its human summary (``summary.md``) and the run history.
+
+Every ``egress-runbook run``/``plan``/``teardown`` gets a folder of its own::
+
+    <root>/<cluster_name>/<UTC %Y%m%dT%H%M%SZ>-<6 hex>/
+        run.json      what ran, who ran it, with what, how each step ended (this module)
+        summary.md    the same for people who do not open notebooks (:func:`write_summary`)
+        verify.json   the verify step's rows, when it ran (egress_lib.steps.verify)
+        *.ipynb       the executed notebooks (the runner)
+
+``run.json`` is rewritten atomically after every change, so a run that is killed leaves a
+readable record whose status is still ``running``; :func:`mark_killed` finds those (same host,
+process gone) and marks them ``killed``. Nothing written here ever holds credentials:
+:meth:`RunRecord.write` passes the record through :func:`scrub` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from egress_lib.errors import EgressError, redact
+from egress_lib.plan import CHANGING
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "mse-egress-runbook"
+RECORD_FILE = "run.json"
+SUMMARY_FILE = "summary.md"
+VERIFY_FILE = "verify.json"
+SCHEMA = 1
+
+COMMANDS: tuple[str, ...] = ("run", "plan", "teardown")
+# "running" until finish(); the others are final.
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "failed", "plan-only", "interrupted", "killed")
+# "running" is transient (begun, not ended); finish() and mark_killed() turn a step still
+# running into "interrupted".
+STEP_STATUSES: tuple[str, ...] = (
+    "running",
+    "ok",
+    "failed",
+    "planned",
+    "skipped",
+    "not-approved",
+    "interrupted",
+)
+KILLED_MESSAGE = "the process ended without finishing its record (killed?)"
+
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+_ID_ATTEMPTS = 50
+GIT_TIMEOUT = 2.0
+# The checkout this package runs from (only meaningful for a source/editable install).
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+# Keys whose values are credentials, compared with case and "_"/"-" removed.
+_CREDENTIAL_KEY = re.compile(r"accesskey|secret|token|password|passwd|credential|bearer")
+MASK = "***"
+
+
+# --- small helpers (module level so that tests can replace the clock and the id source) ---
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _short_id() -> str:
+    return secrets.token_hex(3)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    """An aware datetime from our ISO 8601 text (or an older record's folder stamp)."""
+    if not text:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            t = dt.datetime.strptime(text, STAMP_FORMAT)
+        except ValueError:
+            return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    a, b = _parse_time(start), _parse_time(end)
+    return None if a is None or b is None else max(0.0, (b - a).total_seconds())
+
+
+def canonical_sha256(parameters: Mapping[str, object]) -> str:
+    """sha256 of the canonical JSON of ``parameters`` (sorted keys, no whitespace)."""
+    text = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def git_revision(repo: Path | None = None) -> tuple[str | None, bool]:
+    """(short HEAD, dirty) of the checkout this package runs from; (None, False) if none.
+
+    The package folder's parent must be the top of the work tree: an install into a
+    virtualenv that happens to sit inside some other checkout reports no revision.
+    """
+    repo = repo or _PACKAGE_ROOT
+    out = _git(repo, "rev-parse", "--show-toplevel", "--short", "HEAD")
+    lines = (out or "").splitlines()
+    if len(lines) != 2:
+        return None, False
+    top, rev = lines
+    try:
+        if Path(top).resolve() != repo.resolve():
+            return None, False
+    except OSError:
+        return None, False
+    status = _git(repo, "status", "--porcelain")
+    return rev.strip() or None, bool(status and status.strip())
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return str(os.getuid())
+
+
+def _pid_alive(pid: int) -> bool:
+    """False only when ``pid`` certainly does not exist on this host."""
+    if pid <= 0:
+        return True  # unknown: never declare it dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+# --- secrets ---
+
+
+def _is_credential_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    return bool(_CREDENTIAL_KEY.search(key.lower().replace("_", "").replace("-", "")))
+
+
+def scrub(obj: Any) -> Any:
+    """A copy of ``obj`` with credential-looking keys' values replaced by ``***``.
+
+    Recurses through mappings, lists and tuples. A key looks like a credential when, case and
+    ``_``/``-`` ignored, it contains access_key, secret, token, password, credential or
+    bearer. Strings also lose credential query parameters (``AccessKeyId=...``; see
+    :func:`egress_lib.errors.redact`). Empty values (None, "") stay as they are.
+    """
+    if isinstance(obj, Mapping):
+        out: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if _is_credential_key(key) and value not in (None, ""):
+                out[key] = MASK
+            else:
+                out[key] = scrub(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [scrub(v) for v in obj]
+    if isinstance(obj, str):
+        return redact(obj)
+    return obj
+
+
+def _plain_list(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Change dicts as plain dicts (dataclass instances such as plan.Change are accepted)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            out.append(dataclasses.asdict(item))
+        else:
+            out.append(dict(item))
+    return out
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+    return value
+
+
+# --- the record ---
+
+
+@dataclass
+class StepRecord:
+    """How one step (one notebook) went."""
+
+    step: str
+    status: str  # one of STEP_STATUSES
+    started: str = ""  # UTC ISO 8601
+    ended: str | None = None
+    seconds: float = 0.0
+    output: str | None = None  # the executed notebook
+    error: str = ""  # "ExceptionName: message" when it failed
+    # The plan: change dicts {action, kind, name, namespace, detail}.
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    # What was changed, with the IDs created/changed (e.g. {"action": "create", ..., "id": ...}).
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    # One {product, action, request_id} per mutating Alibaba Cloud call.
+    request_ids: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def planned_changes(self) -> list[dict[str, Any]]:
+        """The plan's entries that would create, update or delete something."""
+        return [c for c in self.plan if c.get("action") in CHANGING]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
+        return cls(
+            step=str(data.get("step", "")),
+            status=str(data.get("status", "")),
+            started=str(data.get("started") or ""),
+            ended=data.get("ended"),
+            seconds=float(data.get("seconds") or 0.0),
+            output=data.get("output"),
+            error=str(data.get("error") or ""),
+            plan=[dict(c) for c in data.get("plan") or []],
+            applied=[dict(c) for c in data.get("applied") or []],
+            request_ids=[dict(r) for r in data.get("request_ids") or []],
+        )
+
+
+@dataclass
+class RunRecord:
+    """One run: who ran what, with which parameters and code, and how each step ended."""
+
+    run_id: str  # the run folder's name
+    cluster_name: str
+    command: str  # one of COMMANDS
+    out_dir: str  # the run folder
+    started: str  # UTC ISO 8601
+    parameters_file: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters_sha256: str = ""
+    version: str = "unknown"
+    git_rev: str | None = None
+    dirty: bool = False
+    user: str = ""
+    host: str = ""
+    pid: int = 0
+    ended: str | None = None
+    status: str = "running"  # one of RUN_STATUSES
+    failed_step: str | None = None
+    message: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    schema: int = SCHEMA
+
+    @property
+    def path(self) -> Path:
+        """This record's run.json."""
+        return Path(self.out_dir) / RECORD_FILE
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time from start to end; None while running."""
+        return _seconds_between(self.started, self.ended)
+
+    def step(self, name: str) -> StepRecord | None:
+        """The last record of step ``name``."""
+        return next((s for s in reversed(self.steps) if s.step == name), None)
+
+    def add_step(
+        self,
+        step: str,
+        status: str,
+        *,
+        started: str | None = None,
+        ended: str | None = None,
+        seconds: float | None = None,
+        output: str | None = None,
+        error: str = "",
+        plan: Iterable[Any] = (),
+        applied: Iterable[Any] = (),
+        request_ids: Iterable[Mapping[str, str]] = (),
+        write: bool = True,
+    ) -> StepRecord:
+        """Append a step and (by default) rewrite run.json.
+
+        ``status="running"`` starts a step (finish it with :meth:`update_step`); any other
+        status records a finished one: ``ended`` defaults to now, ``started`` to ``ended``
+        minus ``seconds``, and ``seconds`` to the time between the two.
+        """
+        _check(status, STEP_STATUSES, "step status")
+        now = _now()
+        if status != "running" and ended is None:
+            ended = _iso(now)
+        if started is None:
+            end_t = _parse_time(ended) if ended else now
+            assert end_t is not None
+            started = _iso(end_t - dt.timedelta(seconds=seconds or 0.0))
+        if seconds is None:
+            seconds = _seconds_between(started, ended) or 0.0
+        record = StepRecord(
+            step=step,
+            status=status,
+            started=started,
+            ended=ended,
+            seconds=float(seconds),
+            output=output,
+            error=error,
+            plan=_plain_list(plan),
+            applied=_plain_list(applied),
+            request_ids=[dict(r) for r in request_ids],
+        )
+        self.steps.append(record)
+        if write:
+            self.write()
+        return record
+
+    def update_step(
+        self,
+        step: str,
+        *,
+        status: str | None = None,
+        ended: str | None = None,
+        seconds: float | None = None,
+        output: str | None = None,
+        error: str | None = None,
+        plan: Iterable[Any] | None = None,
+        applied: Iterable[Any] | None = None,
+        request_ids: Iterable[Mapping[str, str]] | None = None,
+        write: bool = True,
+    ) -> StepRecord:
+        """Change the last record of ``step`` (given fields only) and rewrite run.json.
+
+        Moving a step from ``running`` to a final status sets ``ended`` (now) and ``seconds``
+        unless given. ``plan``/``applied``/``request_ids`` replace the lists.
+        """
+        rec = self.step(step)
+        if rec is None:
+            raise ValueError(f"run {self.run_id} has no step {step!r}")
+        if status is not None:
+            _check(status, STEP_STATUSES, "step status")
+            if rec.status == "running" and status != "running" and ended is None:
+                ended = _iso(_now())
+            rec.status = status
+        if ended is not None:
+            rec.ended = ended
+            if seconds is None:
+                seconds = _seconds_between(rec.started, ended)
+        if seconds is not None:
+            rec.seconds = float(seconds)
+        if output is not None:
+            rec.output = output
+        if error is not None:
+            rec.error = error
+        if plan is not None:
+            rec.plan = _plain_list(plan)
+        if applied is not None:
+            rec.applied = _plain_list(applied)
+        if request_ids is not None:
+            rec.request_ids = [dict(r) for r in request_ids]
+        if write:
+            self.write()
+        return rec
+
+    def _close_running_steps(self, ended: str) -> None:
+        for s in self.steps:
+            if s.status == "running":
+                s.status = "interrupted"
+                s.ended = ended
+                s.seconds = _seconds_between(s.started, ended) or s.seconds
+
+    def finish(self, status: str, *, failed_step: str | None = None, message: str = "") -> None:
+        """End the run: set ``ended`` (now), ``status``, the failing step, and write.
+
+        When ``status`` is ``failed`` and no ``failed_step`` is given, the first step whose
+        status is ``failed`` is named. Steps still ``running`` become ``interrupted``.
+        """
+        _check(status, RUN_STATUSES, "run status")
+        if status == "running":
+            raise ValueError("finish() needs a final status, not 'running'")
+        self.ended = _iso(_now())
+        self._close_running_steps(self.ended)
+        if failed_step is None and status == "failed":
+            failed = next((s for s in self.steps if s.status == "failed"), None)
+            failed_step = failed.step if failed else None
+        self.status = status
+        self.failed_step = failed_step
+        self.message = message
+        self.write()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, out_dir: str | None = None) -> RunRecord:
+        """Build from run.json's content; missing fields (older records) get defaults."""
+        folder = out_dir or str(data.get("out_dir") or "")
+        return cls(
+            run_id=str(data.get("run_id") or Path(folder).name),
+            cluster_name=str(data.get("cluster_name") or Path(folder).parent.name),
+            command=str(data.get("command") or "run"),
+            out_dir=folder,
+            started=str(data.get("started") or ""),
+            parameters_file=data.get("parameters_file"),
+            parameters=dict(data.get("parameters") or {}),
+            parameters_sha256=str(data.get("parameters_sha256") or ""),
+            version=str(data.get("version") or "unknown"),
+            git_rev=data.get("git_rev"),
+            dirty=bool(data.get("dirty", False)),
+            user=str(data.get("user") or ""),
+            host=str(data.get("host") or ""),
+            pid=int(data.get("pid") or 0),
+            ended=data.get("ended"),
+            status=str(data.get("status") or "running"),
+            failed_step=data.get("failed_step"),
+            message=str(data.get("message") or ""),
+            steps=[StepRecord.from_dict(s) for s in data.get("steps") or []],
+            schema=int(data.get("schema") or SCHEMA),
+        )
+
+    @classmethod
+    def load(cls, path: Path | str) -> RunRecord:
+        """Read a run folder's run.json (``path`` is the folder or the file itself).
+
+        ``out_dir`` becomes the folder it was read from, wherever it was written.
+        """
+        path = Path(path)
+        file = path if path.name == RECORD_FILE and not path.is_dir() else path / RECORD_FILE
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EgressError(f"no run record at {file}") from None
+        except (OSError, ValueError) as e:
+            raise EgressError(f"cannot read the run record {file}: {e}") from e
+        if not isinstance(data, dict):
+            raise EgressError(f"{file} is not a run record (not a JSON object)")
+        return cls.from_dict(data, out_dir=str(file.parent))
+
+    def write(self) -> Path:
+        """Write run.json (scrubbed, indent=2) atomically: a temporary file, then os.replace."""
+        folder = Path(self.out_dir)
+        text = json.dumps(scrub(self.to_dict()), indent=2, default=str) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{RECORD_FILE}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+
+def _check_cluster_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+        raise ValueError(f"cluster name {name!r} cannot name a folder")
+    return name
+
+
+def new_run(
+    root: Path,
+    cluster_name: str,
+    *,
+    command: str,
+    parameters: dict[str, object],
+    parameters_file: str | None,
+) -> RunRecord:
+    """Create ``<root>/<cluster_name>/<UTC stamp>-<short id>/`` and its run.json (running).
+
+    ``parameters`` are the validated, secret-free values the run uses. The folder is created
+    with exist_ok=False, so two runs in the same second never share one.
+    """
+    _check(command, COMMANDS, "command")
+    base = Path(root) / _check_cluster_name(cluster_name)
+    base.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ID_ATTEMPTS):
+        now = _now()
+        run_id = f"{now.strftime(STAMP_FORMAT)}-{_short_id()}"
+        folder = base / run_id
+        try:
+            folder.mkdir(exist_ok=False)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise EgressError(f"could not create a new run folder under {base}")
+    rev, dirty = git_revision()
+    record = RunRecord(
+        run_id=run_id,
+        cluster_name=cluster_name,
+        command=command,
+        out_dir=str(folder),
+        started=_iso(now),
+        parameters_file=parameters_file,
+        parameters=dict(parameters),
+        parameters_sha256=canonical_sha256(parameters),
+        version=package_version(),
+        git_rev=rev,
+        dirty=dirty,
+        user=os_user(),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+    record.write()
+    return record
+
+
+# --- history ---
+
+
+def _record_files(root: Path, cluster_name: str | None) -> list[Path]:
+    cluster = _check_cluster_name(cluster_name) if cluster_name is not None else "*"
+    return sorted(Path(root).glob(f"{cluster}/*/{RECORD_FILE}"))
+
+
+def _sort_key(record: RunRecord) -> tuple[dt.datetime, str]:
+    t = _parse_time(record.started) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return t, record.run_id
+
+
+def list_runs(root: Path, cluster_name: str | None = None) -> list[RunRecord]:
+    """Every run under ``root`` (or one cluster's), newest first; unreadable ones are skipped."""
+    records = []
+    for file in _record_files(root, cluster_name):
+        try:
+            records.append(RunRecord.load(file))
+        except EgressError as e:
+            log.warning("skipping %s", e)
+    return sorted(records, key=_sort_key, reverse=True)
+
+
+def mark_killed(root: Path, cluster_name: str | None = None) -> list[RunRecord]:
+    """Mark ``killed`` every ``running`` record of this host whose process is gone.
+
+    ``ended`` becomes run.json's modification time (its last sign of life). Records from
+    other hosts are left alone. Returns the records changed.
+    """
+    host = socket.gethostname()
+    changed = []
+    for record in list_runs(root, cluster_name):
+        if record.status != "running" or record.host != host or _pid_alive(record.pid):
+            continue
+        try:
+            mtime = record.path.stat().st_mtime
+        except OSError:
+            continue
+        ended = _iso(dt.datetime.fromtimestamp(mtime, dt.timezone.utc))
+        record._close_running_steps(ended)
+        record.status = "killed"
+        record.ended = ended
+        record.message = KILLED_MESSAGE
+        record.write()
+        changed.append(record)
+    return changed
+
+
+def _label(record: RunRecord) -> str:
+    return f"{record.cluster_name}/{record.run_id}"
+
+
+def find_run(root: Path, ref: str) -> RunRecord:
+    """The run ``ref`` names: a run id, a unique prefix or suffix of one, or a run folder."""
+    ref = ref.strip()
+    if not ref:
+        raise EgressError("name a run: its id, a unique prefix or suffix of it, or its folder")
+    for candidate in (Path(ref), Path(root) / ref):
+        if (candidate / RECORD_FILE).is_file() or (
+            candidate.name == RECORD_FILE and candidate.is_file()
+        ):
+            return RunRecord.load(candidate)
+    runs = list_runs(root)
+    exact = [r for r in runs if r.run_id == ref or _label(r) == ref]
+    matches = exact or [r for r in runs if r.run_id.startswith(ref) or r.run_id.endswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        recent = "".join(f"\n  {_label(r)}" for r in runs[:10])
+        hint = f" Recent runs:{recent}" if runs else " There are no runs there yet."
+        raise EgressError(f"no run under {root} matches {ref!r}.{hint}")
+    listing = "".join(f"\n  {_label(r)}  {r.status}" for r in matches)
+    raise EgressError(
+        f"{ref!r} matches {len(matches)} runs under {root}; give more of the id:{listing}"
+    )
+
+
+# --- rendering ---
+
+
+def format_duration(seconds: float | None) -> str:
+    """kubectl-like: 45s, 3m12s, 1h02m; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _short_time(text: str | None) -> str:
+    t = _parse_time(text)
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else "-"
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _planned_count(record: RunRecord) -> int:
+    return sum(
+        len(s.planned_changes) for s in record.steps if s.status in ("planned", "not-approved")
+    )
+
+
+def _note(record: RunRecord) -> str:
+    step = record.step(record.failed_step) if record.failed_step else None
+    message = record.message or (step.error if step else "")
+    if record.status == "plan-only" and not message:
+        message = f"{_planned_count(record)} change(s) not applied"
+    parts = [p for p in (record.failed_step, _one_line(message)) if p]
+    return ": ".join(parts)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_runs(records: Sequence[RunRecord]) -> str:
+    """A kubectl-style table of runs (left-aligned columns, two spaces apart)."""
+    if not records:
+        return "No runs found."
+    head = ["RUN", "CLUSTER", "COMMAND", "STATUS", "STARTED", "DURATION", "FAILED STEP / NOTE"]
+    rows = [head] + [
+        [
+            r.run_id,
+            r.cluster_name,
+            r.command,
+            r.status,
+            _short_time(r.started),
+            format_duration(r.seconds),
+            _note(r),
+        ]
+        for r in records
+    ]
+    return _table(rows)
+
+
+_CHANGE_KEYS = ("action", "kind", "name", "namespace", "detail")
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def format_change(change: Mapping[str, Any]) -> str:
+    """``create Pod ns/name: detail  id=...`` from a change dict; extra keys as key=value."""
+    ns, name = change.get("namespace"), change.get("name") or ""
+    target = f"{ns}/{name}" if ns else str(name)
+    text = " ".join(str(x) for x in (change.get("action"), change.get("kind"), target) if x)
+    if change.get("detail"):
+        text += f": {change['detail']}"
+    extras = [
+        f"{k}={_value_text(v)}"
+        for k, v in change.items()
+        if k not in _CHANGE_KEYS and v not in (None, "", [], {})
+    ]
+    return "  ".join([text, *extras]) if extras else text
+
+
+def _request_text(req: Mapping[str, Any]) -> str:
+    return f"{req.get('product', '?')}:{req.get('action', '?')} {req.get('request_id', '')}"
+
+
+def format_run(record: RunRecord) -> str:
+    """One run in full: the header, then every step with its plan, changes and request IDs."""
+    status = record.status + (f" at {record.failed_step}" if record.failed_step else "")
+    rev = record.git_rev or "no git checkout"
+    if record.git_rev and record.dirty:
+        rev += ", dirty"
+    header = [
+        ("Run", record.run_id),
+        ("Cluster", record.cluster_name),
+        ("Command", record.command),
+        ("Status", status),
+        ("Message", record.message),
+        ("By", f"{record.user}@{record.host} (pid {record.pid})"),
+        ("Started", _short_time(record.started)),
+        ("Ended", _short_time(record.ended) if record.ended else "-"),
+        ("Duration", format_duration(record.seconds)),
+        ("Parameters", record.parameters_file or "-"),
+        ("Parameters sha256", record.parameters_sha256),
+        ("Version", f"{record.version} (git {rev})"),
+        ("Folder", record.out_dir),
+    ]
+    width = max(len(k) for k, _ in header) + 2
+    lines = [f"{(k + ':').ljust(width)}{v}".rstrip() for k, v in header if v or k != "Message"]
+    lines += ["", "Steps:" if record.steps else "Steps: none recorded"]
+    for s in record.steps:
+        lines.append(f"  {s.step}  {s.status}  {s.seconds:.1f}s")
+        if s.output:
+            lines.append(f"    output: {s.output}")
+        if s.plan:
+            lines.append("    plan:")
+            lines += [f"      - {format_change(c)}" for c in s.plan]
+        if s.applied:
+            lines.append("    applied:")
+            lines += [f"      - {format_change(c)}" for c in s.applied]
+        if s.request_ids:
+            lines.append("    request ids:")
+            lines += [f"      - {_request_text(r)}" for r in s.request_ids]
+        if s.error:
+            first, *rest = s.error.splitlines() or [""]
+            lines.append(f"    error: {first}")
+            lines += [f"      {line}" for line in rest]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return " ".join(_value_text(value).split()).replace("|", "\\|")
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    return [
+        "| " + " | ".join(_cell(h) for h in head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+        *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def _fenced(text: str) -> list[str]:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text.rstrip("\n"), fence]
+
+
+def _verify_section(folder: Path) -> list[str]:
+    file = folder / VERIFY_FILE
+    if not file.is_file():
+        return []
+    out = ["", "## Verify", ""]
+    try:
+        rows = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [*out, f"{VERIFY_FILE} could not be read: {e}"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return [*out, f"{VERIFY_FILE} is not a list of rows."]
+    if not rows:
+        return [*out, "No destinations were checked."]
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    return [*out, *_md_table(keys, [[row.get(k) for k in keys] for row in rows])]
+
+
+def _changes_cell(step: StepRecord) -> str:
+    if step.applied:
+        return f"{len(step.applied)} applied"
+    planned = len(step.planned_changes)
+    if planned and step.status in ("planned", "not-approved", "failed", "interrupted"):
+        return f"{planned} planned"
+    return "-"
+
+
+def write_summary(record: RunRecord) -> Path:
+    """Write ``summary.md`` beside run.json: a page for people who do not open notebooks."""
+    folder = Path(record.out_dir)
+    who = f"{record.user}@{record.host}"
+    rev = f", git {record.git_rev}" + (" (dirty)" if record.dirty else "") if record.git_rev else ""
+    lines = [
+        f"# {record.cluster_name}: {record.command} {record.status}",
+        "",
+        f"- Run: `{record.run_id}`",
+        f"- When: {_short_time(record.started)}, took {format_duration(record.seconds)}",
+        f"- Who: {who}",
+        f"- Parameters: {record.parameters_file or '-'} (sha256 `{record.parameters_sha256}`)",
+        f"- Version: {record.version}{rev}",
+    ]
+    if record.steps:
+        rows = [[s.step, s.status, f"{s.seconds:.1f}", _changes_cell(s)] for s in record.steps]
+        lines += ["", "## Steps", "", *_md_table(["Step", "Status", "Seconds", "Changes"], rows)]
+    applied = [(s.step, c) for s in record.steps for c in s.applied]
+    if applied:
+        lines += ["", "## Changes applied", ""]
+        lines += [f"- {step}: {format_change(c)}" for step, c in applied]
+    lines += _verify_section(folder)
+    failed = record.step(record.failed_step) if record.failed_step else None
+    if record.status == "plan-only":
+        n = _planned_count(record)
+        lines += ["", f"Plan only: {n} change{'s' if n != 1 else ''} not applied."]
+    elif failed is not None or record.status in ("failed", "interrupted", "killed"):
+        title = f"## {record.status.capitalize()}" + (f" at {failed.step}" if failed else "")
+        lines += ["", title, ""]
+        if record.message:
+            lines.append(record.message)
+        if failed is not None and failed.error:
+            lines += (["", *_fenced(failed.error)]) if record.message else _fenced(failed.error)
+    path = folder / SUMMARY_FILE
+    path.write_text(scrub("\n".join(lines) + "\n"), encoding="utf-8")
+    return path
