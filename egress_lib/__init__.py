@@ -13,7 +13,7 @@ types and the exceptions. Lower-level helpers stay in their modules (``egress_li
 ``egress_lib.cloud``, ``egress_lib.inventory``) and may change between versions.
 """
 
-from egress_lib import manifests, steps
+from egress_lib import manifests, notebook, steps
 from egress_lib.clients import Session, connect
 from egress_lib.errors import (
     CloudApiError,
@@ -28,6 +28,7 @@ from egress_lib.errors import (
     PreconditionFailed,
     Problem,
     StepFailed,
+    TargetUnavailable,
     WaitTimeout,
 )
 from egress_lib.parameters import Destination, Parameters, load_parameters
@@ -59,11 +60,13 @@ __all__ = [
     "Session",
     "StepFailed",
     "StepResult",
+    "TargetUnavailable",
     "VerifyResult",
     "WaitTimeout",
     "connect",
     "load_parameters",
     "manifests",
+    "notebook",
     "steps",
     "yaml_block",
 ]

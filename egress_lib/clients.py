@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, retry_options
-from egress_lib.errors import EgressError
+from egress_lib.errors import TargetUnavailable
 from egress_lib.parameters import Parameters
 
 # Set by egress_lib.runner for the kernels it starts: every step of one run shares its ID
@@ -63,9 +63,9 @@ def read_sandbox_info(home: Path | None = None) -> SandboxInfo:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise EgressError(f"{SANDBOX_NOT_RUNNING} (no {path})") from None
+        raise TargetUnavailable(f"{SANDBOX_NOT_RUNNING} (no {path})") from None
     except (OSError, ValueError) as e:
-        raise EgressError(f"{SANDBOX_NOT_RUNNING} (cannot read {path}: {e})") from None
+        raise TargetUnavailable(f"{SANDBOX_NOT_RUNNING} (cannot read {path}: {e})") from None
     try:
         info = SandboxInfo(
             home=home,
@@ -78,9 +78,9 @@ def read_sandbox_info(home: Path | None = None) -> SandboxInfo:
             pid=int(data["pid"]),
         )
     except (KeyError, TypeError, ValueError) as e:
-        raise EgressError(f"{path} is missing or has a bad key: {e}") from None
+        raise TargetUnavailable(f"{path} is missing or has a bad key: {e}") from None
     if not _pid_alive(info.pid):
-        raise EgressError(f"{SANDBOX_NOT_RUNNING} (pid {info.pid} in {path} has exited)")
+        raise TargetUnavailable(f"{SANDBOX_NOT_RUNNING} (pid {info.pid} in {path} has exited)")
     return info
 
 
@@ -182,7 +182,7 @@ def connect(params: Parameters) -> Session:
         )
     except Exception as e:  # noqa: BLE001 - the loader raises ConfigException, OSError, YAML errors
         where = kubeconfig or "the default kubeconfig"
-        raise EgressError(f"cannot load Kubernetes config from {where}: {e}") from None
+        raise TargetUnavailable(f"cannot load Kubernetes config from {where}: {e}") from None
     host = getattr(api_client.configuration, "host", "?")
     ctx = params.kube_context or "current context"
     description = (

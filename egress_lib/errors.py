@@ -14,7 +14,8 @@ so callers handle one tree and messages never carry request headers or credentia
     ├── PlanStale             the world changed since the plan; nothing was written
     ├── PlanConflict          the plan would take over objects the runbook does not own
     ├── LockHeld              another run holds the cluster's lock
-    └── StepFailed            a step ran but its outcome is wrong (verify failed, ...)
+    ├── StepFailed            a step ran but its outcome is wrong (verify failed, ...)
+    └── TargetUnavailable     the sandbox is not running, or the kubeconfig cannot be loaded
 """
 
 from __future__ import annotations
@@ -260,6 +261,10 @@ class LockHeld(EgressError):
             f"{holder}{extra}. Wait for it to finish (egress-runbook run --wait-lock SECONDS), "
             "or, if that run is dead, let the lease expire."
         )
+
+
+class TargetUnavailable(EgressError):
+    """The target cannot be reached or configured: no sandbox running, a bad kubeconfig."""
 
 
 class StepFailed(EgressError):

@@ -221,6 +221,11 @@ def run(
                 echo,
                 stack,
             )
+        except EgressError as e:
+            # After the record exists (connect, the lock, planning): finish it, say why.
+            running = next((s.step for s in record.steps if s.status == "running"), None)
+            record.finish("failed", failed_step=running, message=f"{type(e).__name__}: {e}")
+            outcome = Outcome(EXIT_FAILED, record, message=f"{type(e).__name__}: {e}")
         except KeyboardInterrupt:
             running = next((s.step for s in record.steps if s.status == "running"), None)
             record.finish(

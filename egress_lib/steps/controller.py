@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from egress_lib import kube, manifests
 from egress_lib.cloud import call, call_with_id
-from egress_lib.errors import EgressError
+from egress_lib.errors import PreconditionFailed, StepFailed
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
@@ -69,7 +69,7 @@ def target_version(session: Session) -> str:
     )
     if latest:
         return str(latest)
-    raise EgressError(
+    raise PreconditionFailed(
         f"the cluster offers no add-on named {p.controller.addon_name!r}; "
         "set controller.addon_name/controller.version"
     )
@@ -159,7 +159,7 @@ def wait_for_task(session: Session, task_id: str) -> dict[str, Any]:
     )
     if task.get("state") != "success":
         err = task.get("error") or {}
-        raise EgressError(
+        raise StepFailed(
             f"installing {p.controller.addon_name}: CS task {task_id} ended in state "
             f"{task.get('state')}: {err.get('code')}: {err.get('message')}"
         )

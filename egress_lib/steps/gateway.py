@@ -7,26 +7,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from egress_lib import inventory, kube, manifests
-from egress_lib.errors import EgressError
+from egress_lib.errors import StepFailed
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse, rows_frame
+from egress_lib.resources import Clb
+from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "02-create-gateway"
 OWNER_TAG = "ingress.k8s.alibaba/MseIngressConfig"
-# Column -> DescribeLoadBalancers key.
-CLB_FIELDS = {
-    "LoadBalancerId": "LoadBalancerId",
-    "Name": "LoadBalancerName",
-    "Address": "Address",
-    "AddressType": "AddressType",
-    "Spec": "LoadBalancerSpec",
-    "VSwitchId": "VSwitchId",
-    "Status": "LoadBalancerStatus",
-}
-CLB_COLUMNS = list(CLB_FIELDS)
+CLB_COLUMNS = ["LoadBalancerId", "Name", "Address", "AddressType", "Spec", "VSwitchId", "Status"]
 
 
 def objects(session: Session) -> list[dict[str, Any]]:
@@ -53,7 +44,7 @@ def wait_listening(session: Session) -> dict[str, Any]:
     def ready(obj: dict[str, Any] | None) -> bool:
         status = (obj or {}).get("status") or {}
         if status.get("phase") == "Failed":
-            raise EgressError(
+            raise StepFailed(
                 f"MseIngressConfig {p.gateway.config_name} is Failed: "
                 f"{status.get('message') or status.get('Message') or 'no message'}"
             )
@@ -70,40 +61,34 @@ def wait_listening(session: Session) -> dict[str, Any]:
     )
 
 
-def clb_rows(session: Session) -> list[dict[str, Any]]:
+def clbs(session: Session) -> list[Clb]:
     """Intranet CLBs in the gateway's first vSwitch (owned by our MseIngressConfig if tagged)."""
     p = session.params
     vpc_id = str(inventory.cluster_detail(session).get("vpc_id") or "")
-    rows = inventory.load_balancers(
+    found = inventory.clbs(
         session, vpc_id=vpc_id, v_switch_id=p.gateway.vswitches[0], address_type="intranet"
     )
-    return [r for r in rows if _owned(r, p.gateway.config_name)]
-
-
-def _tags(row: dict[str, Any]) -> dict[str, str]:
-    tags = (row.get("Tags") or {}).get("Tag") or []
-    return {str(t.get("TagKey")): str(t.get("TagValue")) for t in tags}
-
-
-def _owned(row: dict[str, Any], config_name: str) -> bool:
-    tags = _tags(row)
-    return OWNER_TAG not in tags or tags[OWNER_TAG] == config_name
+    return [c for c in found if c.tag(OWNER_TAG) in (None, p.gateway.config_name)]
 
 
 def clb_frame(session: Session) -> pd.DataFrame:
     """The gateway's internal CLB(s) as a DataFrame."""
-    return rows_frame(clb_rows(session), CLB_FIELDS)
+    rows = [
+        [c.id, c.name, c.address, c.address_type, c.spec, c.vswitch_id, c.status]
+        for c in clbs(session)
+    ]
+    frame: pd.DataFrame = pd.DataFrame(rows, columns=CLB_COLUMNS)
+    return frame
 
 
 def public_clb_warnings(session: Session) -> list[str]:
     """A warning per internet-facing CLB tagged with our MseIngressConfig."""
     p = session.params
-    rows = inventory.load_balancers(session, address_type="internet")
     return [
-        f"internet-facing CLB {r.get('LoadBalancerId')} ({r.get('Address')}) belongs to "
+        f"internet-facing CLB {c.id} ({c.address}) belongs to "
         f"{p.gateway.config_name}: the egress gateway should be internal only"
-        for r in rows
-        if _tags(r).get(OWNER_TAG) == p.gateway.config_name
+        for c in inventory.clbs(session, address_type="internet")
+        if c.tag(OWNER_TAG) == p.gateway.config_name
     ]
 
 

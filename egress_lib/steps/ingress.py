@@ -96,16 +96,16 @@ def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame
     """Each Ingress address cross-checked against SLB DescribeLoadBalancers."""
     rows = []
     for a in addresses:
-        clbs = inventory.load_balancers(session, address=a.ip) if a.ip else []
-        clb = clbs[0] if clbs else {}
+        found = inventory.clbs(session, address=a.ip) if a.ip else []
+        clb = found[0] if found else None
         rows.append(
             [
                 a.ingress,
                 a.address,
                 a.port,
-                clb.get("LoadBalancerId"),
-                clb.get("AddressType"),
-                bool(clb) and clb.get("Address") == a.ip,
+                clb.id if clb else None,
+                clb.address_type if clb else None,
+                clb is not None and clb.address == a.ip,
             ]
         )
     frame: pd.DataFrame = pd.DataFrame(

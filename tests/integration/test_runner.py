@@ -106,3 +106,72 @@ def test_bad_parameters_are_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert "gateway.replicas" in err and "31" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_credential_passed_as_a_parameter_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "s3cr3t-Value-0123456789"
+    out = tmp_path / "runs"
+    code = runbook_main(["run", str(PARAMS), "--out", str(out), "-p", "access_key_secret", secret])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "access_key_secret" in err and "credential" in err
+    assert secret not in err
+    assert not out.exists()
+
+
+def test_steps_can_be_picked_and_runs_can_be_listed_and_shown(
+    box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    code = runbook_main(["plan", str(PARAMS), "--out", str(out), "--steps", "00,services"])
+    text = capsys.readouterr().out
+    assert code in (0, 3)
+    assert "Plan for 00-preflight" in text and "Plan for 04-external-services" in text
+    assert "Plan for 02-create-gateway" not in text
+    code = runbook_main(["plan", str(PARAMS), "--out", str(out), "--from", "05", "-n", "default"])
+    text = capsys.readouterr().out
+    assert "Plan for 05-ingress-routes" in text and "Plan for 04-external-services" not in text
+
+    assert runbook_main(["runs", "--out", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("plan-only") == 2
+    (first, _) = sorted(p.name for p in (out / "sandbox").iterdir())
+    assert runbook_main(["runs", "show", first[-6:], "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert first in shown and "00-preflight" in shown
+
+
+def test_run_asks_on_a_terminal_and_no_changes_nothing(box: Any, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    # An override whose plan has a change: one more gateway replica; the answer is no.
+    since = box.audit.records()[-1].time
+    master, slave = pty.openpty()
+    env = {**os.environ, "EGRESS_SANDBOX_HOME": str(box.home)}
+    cmd = [sys.executable, "-m", "egress_lib.cli", "run", str(PARAMS), "--out", str(tmp_path)]
+    proc = subprocess.Popen(
+        [*cmd, "-p", "gateway.replicas", "4"],
+        env=env,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.write(master, b"n\n")
+    out, err = proc.communicate(timeout=120)
+    os.close(master)
+    os.close(slave)
+    assert proc.returncode == 3, err
+    assert "change(s) to cluster sandbox? [y/N]" in out
+    assert "+      replicas: 4" in out or "replicas: 4" in out
+    writes = [
+        r.path
+        for r in box.audit.records(since=since, mutating=True)
+        if "/leases" not in r.path and "selfsubjectaccessreviews" not in r.path
+    ]
+    assert writes == []

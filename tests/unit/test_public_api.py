@@ -30,11 +30,13 @@ EXPORTED = [
     "Session",
     "StepFailed",
     "StepResult",
+    "TargetUnavailable",
     "VerifyResult",
     "WaitTimeout",
     "connect",
     "load_parameters",
     "manifests",
+    "notebook",
     "steps",
     "yaml_block",
 ]
@@ -69,7 +71,8 @@ def test_steps_expose_plan_and_apply() -> None:
 def test_names_the_notebooks_call_exist() -> None:
     # Notebooks call these by name; renaming one breaks a stored notebook.
     names = {
-        "egress_lib": ["Parameters", "connect", "steps", "yaml_block"],
+        "egress_lib": ["Parameters", "connect", "notebook", "steps", "yaml_block"],
+        "egress_lib.notebook": ["apply", "verify"],
         "egress_lib.steps.preflight": ["facts", "checks", "checks_frame", "plan", "apply"],
         "egress_lib.steps.gateway": ["clb_frame", "plan", "apply"],
         "egress_lib.steps.snat": ["snat_frame", "plan", "apply"],
