@@ -172,7 +172,7 @@ def _target_options(p: argparse.ArgumentParser, *, approve: bool, select: bool) 
         "--param",
         action="append",
         nargs="+",
-        metavar="KEY VALUE",
+        metavar=("KEY", "VALUE"),
         help="override a parameter: -p gateway.replicas 2 or -p gateway.replicas=2",
     )
     p.add_argument("--context", help="kubeconfig context (overrides kube_context)")

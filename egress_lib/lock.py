@@ -179,9 +179,11 @@ class _State:
     acquired: dt.datetime | None
     renewed: dt.datetime | None
     expires: dt.datetime | None  # None: no renew/acquire time or duration, counts as expired
+    # The holder ran on this machine and its process is gone (killed): no need to wait.
+    dead: bool = False
 
     def expired(self, now: dt.datetime) -> bool:
-        return self.expires is None or self.expires < now
+        return self.dead or self.expires is None or self.expires < now
 
     def free(self, now: dt.datetime) -> bool:
         return not self.identity or self.expired(now)
@@ -223,7 +225,18 @@ def _state(lease: Obj) -> _State:
         if last is not None and isinstance(duration, int) and duration > 0
         else None
     )
-    return _State(identity, description, acquired, renewed, expires)
+    dead = host == socket.gethostname() and pid is not None and not _pid_alive(str(pid))
+    return _State(identity, description, acquired, renewed, expires, dead)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True  # another user's process, or not a pid we can judge: assume alive
+    return True
 
 
 def _rv(lease: Obj) -> str:

@@ -696,6 +696,8 @@ def format_runs(records: Sequence[RunRecord]) -> str:
 
 
 _CHANGE_KEYS = ("action", "kind", "name", "namespace", "detail")
+# Kept in run.json for auditors, too long or too technical for a one-line summary.
+_QUIET_KEYS = ("body", "fingerprint")
 
 
 def _value_text(value: Any) -> str:
@@ -714,7 +716,7 @@ def format_change(change: Mapping[str, Any]) -> str:
     extras = [
         f"{k}={_value_text(v)}"
         for k, v in change.items()
-        if k not in _CHANGE_KEYS and v not in (None, "", [], {})
+        if k not in _CHANGE_KEYS + _QUIET_KEYS and v not in (None, "", [], {})
     ]
     return "  ".join([text, *extras]) if extras else text
 

@@ -182,7 +182,7 @@ def run(
     approve: bool = False,
     confirm: Callable[[str], bool] | None = None,
     wait_lock: float = 0,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> Outcome:
     """Plan ``steps`` against the cluster ``params_file`` describes, then (if approved) run them.
 
@@ -298,7 +298,11 @@ def _run(
         what = f"{n} change(s)" if n else "the verification pods"
         approved = confirm(f"apply {what} to cluster {params.cluster_name}? [y/N] ")
     if not approved:
-        verdict = f"plan only: {n} change(s) not applied (approve with --approve)"
+        verdict = (
+            f"plan only: {n} change(s) not applied (approve with --approve)"
+            if n
+            else "nothing to change; the verify pods were not started (approve with --approve)"
+        )
         record.finish("plan-only", message=verdict)
         return Outcome(EXIT_NOT_APPROVED if n else EXIT_OK, record, plans, verdict)
 
@@ -310,9 +314,11 @@ def _run(
     for sp in plans:
         step = sp.step
         record.update_step(step.name, status="running", seconds=0.0)
+        echo(f"running {step.name}: {step.summary}")
         started = time.monotonic()
         error = _execute(step, out_dir, injected, notebooks_dir)
         result = _step_result(out_dir, step)
+        echo(f"  {'FAILED' if error else 'ok'} after {time.monotonic() - started:.1f} s")
         record.update_step(
             step.name,
             status="failed" if error else "ok",

@@ -107,3 +107,35 @@ def test_wait_for_uses_a_watch_rather_than_polling(sandbox: Any, session: Sessio
     recent = sandbox.audit.records()[before:]
     assert any(r.action == "watch" for r in recent)
     assert sum(1 for r in recent if r.action in ("get", "list") and "services" in r.path) <= 2
+
+
+def test_an_object_the_runbook_did_not_create_is_a_conflict_unless_adopted(
+    sandbox: Any, session: Session
+) -> None:
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "safety-theirs", "namespace": NS},
+        "spec": {"type": "ExternalName", "externalName": "old.example.com"},
+    }
+    session.core.create_namespaced_service(NS, theirs)
+    ours = {
+        **theirs,
+        "metadata": {**theirs["metadata"], "labels": labels(session.params)},
+        "spec": {"type": "ExternalName", "externalName": "new.example.com"},
+    }
+    change = kube.plan_object(session, ours)
+    assert change.action == "conflict"
+    assert "adopt" in change.detail and "Service/safety-theirs" in change.detail
+
+    adopting = connect(session.params.model_copy(update={"adopt": ["Service/safety-theirs"]}))
+    try:
+        change = kube.plan_object(adopting, ours)
+        assert change.action == "update" and change.detail.startswith("adopt")
+        assert "+    app.kubernetes.io/managed-by: egress-runbook" in change.body
+        assert "-  externalName: old.example.com" in change.body
+        kube.apply_change(adopting, change)
+    finally:
+        adopting.close()
+    # Taken over: now it is ours, for plans without adopt too.
+    assert kube.plan_object(session, ours).action == "unchanged"

@@ -410,3 +410,37 @@ def test_a_killed_run_is_marked_by_the_next_one(
     assert "killed" in listing
     (record,) = records(out)
     assert record["status"] == "killed"
+    # Its lock died with it: the holder's process is gone on this machine, so the next run
+    # need not wait for the lease to expire.
+    assert _run("run", str(PARAMS), "--approve", "--steps", "00", "--out", str(out)) == 0
+
+
+def test_a_create_whose_id_the_table_never_shows_fails_within_seconds(box: Any) -> None:
+    from egress_lib import StepFailed
+
+    s = session_for(True)
+    nat = steps.snat.discover(s)
+    request = steps.snat.create_request(s, nat, s.params.gateway.vswitches[0])
+    entry_id, _ = steps.snat.create_entry(s, request)
+    steps.snat.wait_available(s, nat.snat_table_id, entry_id)
+    from alibabacloud_vpc20160428 import models as m
+
+    s.vpc.delete_snat_entry(
+        m.DeleteSnatEntryRequest(
+            region_id=s.params.region_id, snat_table_id=nat.snat_table_id, snat_entry_id=entry_id
+        )
+    )
+    while entry_id in box.cloud.snat_entries:
+        time.sleep(0.1)
+    # The same run's ClientToken again: the VPC API replays the first answer, a deleted ID.
+    replayed, _ = steps.snat.create_entry(s, request)
+    assert replayed == entry_id
+    # StepFailed from the absence check, not WaitTimeout at the end of snat_seconds (300 s).
+    with pytest.raises(StepFailed, match="does not exist"):
+        steps.snat.wait_available(s, nat.snat_table_id, replayed)
+    # A new run sends a new token, and gets a new entry.
+    fresh = session_for(True)
+    new_id, _ = steps.snat.create_entry(fresh, request)
+    assert new_id != entry_id
+    s.close()
+    fresh.close()
