@@ -121,37 +121,6 @@ def _run(*args: str) -> int:
     return runbook_main(list(args))
 
 
-def test_run_teardown_run_converges_with_one_snat_entry(
-    box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = str(tmp_path / "runs")
-    assert _run("run", str(PARAMS), "--approve", "--out", out) == 0
-    first_entries = {e.snat_entry_id for e in owned_snat_entries(box)}
-    assert len(first_entries) == 1
-
-    assert _run("teardown", str(PARAMS), "--approve", "--out", out) == 0
-    assert owned_snat_entries(box) == []
-    # Teardown is idempotent: a second one has nothing to do.
-    assert _run("teardown", str(PARAMS), "--out", out) == 0
-
-    # Setup after teardown: a new ClientToken, so a new entry (not the deleted one's ID).
-    assert (
-        _run("run", str(PARAMS), "--approve", "--out", out, "-p", "timeouts.snat_seconds", "60")
-        == 0
-    )
-    second_entries = {e.snat_entry_id for e in owned_snat_entries(box)}
-    assert len(second_entries) == 1 and second_entries.isdisjoint(first_entries)
-    capsys.readouterr()
-
-    runs = records(Path(out))
-    assert [r["command"] for r in runs] == ["run", "teardown", "teardown", "run"]
-    assert [r["status"] for r in runs] == ["ok", "ok", "ok", "ok"]
-    snat = next(s for s in runs[-1]["steps"] if s["step"] == "03-configure-snat")
-    created = [c for c in snat["applied"] if c["action"] == "create"]
-    assert created and created[0]["result"]["snat_entry_id"] in second_entries
-    assert any(r["action"] == "CreateSnatEntry" and r["request_id"] for r in snat["request_ids"])
-
-
 def _plant(box: Any) -> dict[str, str]:
     """Objects someone else made before the runbook ever ran."""
     s = session_for(True)
@@ -219,7 +188,7 @@ def _plant(box: Any) -> dict[str, str]:
     return {"snat": str(planted)}
 
 
-def test_planted_objects_are_conflicts_and_survive_teardown(
+def test_planted_objects_conflict_a_removed_destination_goes_and_teardown_spares_theirs(
     box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     planted = _plant(box)
@@ -231,18 +200,36 @@ def test_planted_objects_are_conflicts_and_survive_teardown(
     assert "conflict" in text.out and "Ingress/default/mse-ingress" in text.out + text.err
     assert "adopt" in text.out + text.err
 
-    # Under another Ingress name it runs; the planted SNAT entry already gives the gateway
-    # vSwitch the EIP, so it is adopted (used, not created).
-    other = ["-p", "destinations.0.ingress_name", "egress-routes"]
-    assert _run("run", str(PARAMS), "--approve", "--out", out, *other) == 0
+    # Under another Ingress name it runs, with a second destination. The planted SNAT entry
+    # already gives the gateway vSwitch the EIP, so it is adopted (used, not created).
+    data = yaml.safe_load(PARAMS.read_text())
+    data["destinations"][0]["ingress_name"] = "egress-routes"
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump(data))
+    data["destinations"].append(
+        {"name": "extra-api", "host": "api.example.com", "port": 80, "ingress_name": "extra"}
+    )
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump(data))
+    assert _run("run", str(two), "--approve", "--out", out) == 0
     capsys.readouterr()
     assert {e.snat_entry_id for e in owned_snat_entries(box)} == {planted["snat"]}
 
-    assert _run("teardown", str(PARAMS), "--approve", "--out", out, *other) == 0
+    # The second destination leaves the parameters: the plan shows its deletes, apply does them.
+    assert _run("plan", str(one), "--out", out) == 3
+    plan_text = capsys.readouterr().out
+    assert "delete     Service" in plan_text and "default/extra-api" in plan_text
+    assert "delete     Ingress" in plan_text and "default/extra " in plan_text
+    assert _run("run", str(one), "--approve", "--out", out) == 0
     s = session_for(False)
     ns = s.params.namespace
     from egress_lib import kube
 
+    assert kube.get(s, "Service", "extra-api", ns) is None
+    assert kube.get(s, "Ingress", "extra", ns) is None
+    assert kube.get(s, "Service", "aliyun-svc-external", ns) is not None
+
+    assert _run("teardown", str(one), "--approve", "--out", out) == 0
     assert planted["snat"] in box.cloud.snat_entries
     assert kube.get(s, "Ingress", "mse-ingress", ns) is not None
     assert kube.get(s, "Service", "unrelated", ns) is not None
@@ -252,58 +239,58 @@ def test_planted_objects_are_conflicts_and_survive_teardown(
     s.close()
 
 
-def test_a_destination_removed_from_the_parameters_is_deleted(
+def test_two_runs_at_once_then_teardown_then_setup_again(
     box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = yaml.safe_load(PARAMS.read_text())
-    data["destinations"].append(
-        {"name": "extra-api", "host": "api.example.com", "port": 80, "ingress_name": "extra"}
-    )
-    two = tmp_path / "two.yaml"
-    two.write_text(yaml.safe_dump(data))
-    out = str(tmp_path / "runs")
-    assert _run("run", str(two), "--approve", "--out", out) == 0
-    capsys.readouterr()
-
-    assert _run("plan", str(PARAMS), "--out", out) == 3
-    plan_text = capsys.readouterr().out
-    assert "delete" in plan_text
-    assert "default/extra-api" in plan_text and "default/extra" in plan_text
-
-    assert _run("run", str(PARAMS), "--approve", "--out", out) == 0
-    s = session_for(False)
-    from egress_lib import kube
-
-    assert kube.get(s, "Service", "extra-api", "default") is None
-    assert kube.get(s, "Ingress", "extra", "default") is None
-    assert kube.get(s, "Service", "aliyun-svc-external", "default") is not None
-    s.close()
-
-
-def test_two_runs_at_once_one_set_of_resources_and_the_second_reports_the_lock(
-    box: Any, tmp_path: Path
 ) -> None:
     env = {**os.environ, "EGRESS_SANDBOX_HOME": str(box.home)}
     cmd = [sys.executable, "-m", "egress_lib.cli", "run", str(PARAMS), "--approve"]
+    out = tmp_path / "runs"
     procs = [
         subprocess.Popen(
-            [*cmd, "--out", str(tmp_path / f"runs{i}")],
+            [*cmd, "--out", str(out)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in (1, 2)
+        for _ in (1, 2)
     ]
     results = [p.communicate(timeout=300) for p in procs]
-    codes = sorted(p.returncode for p in procs)
-    assert codes == [0, 1], results
-    loser = results[[p.returncode for p in procs].index(1)]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 1], results
+    loser = results[codes.index(1)]
     assert "another run holds the lock" in loser[1] and "run " in loser[1]
-    assert len(owned_snat_entries(box)) == 1
+    first_entries = {e.snat_entry_id for e in owned_snat_entries(box)}
+    assert len(first_entries) == 1
     mics = [g for g in box.cloud.gateways.values() if g.config_name == "egress-gateway"]
     assert len(mics) == 1
+
+    assert _run("teardown", str(PARAMS), "--approve", "--out", str(out)) == 0
+    assert owned_snat_entries(box) == []
+    # Teardown is idempotent: a second one has nothing to do (and needs no approval).
+    assert _run("teardown", str(PARAMS), "--out", str(out)) == 0
+
+    # Setup after teardown: a new ClientToken, so a new entry, not the deleted one's ID.
+    assert _run("run", str(PARAMS), "--approve", "--out", str(out)) == 0
+    second_entries = {e.snat_entry_id for e in owned_snat_entries(box)}
+    assert len(second_entries) == 1 and second_entries.isdisjoint(first_entries)
+    capsys.readouterr()
+
+    runs = records(out)
+    by_status = sorted((r["command"], r["status"]) for r in runs)
+    assert by_status == [
+        ("run", "failed"),
+        ("run", "ok"),
+        ("run", "ok"),
+        ("teardown", "ok"),
+        ("teardown", "ok"),
+    ]
+    last = max((r for r in runs if r["command"] == "run"), key=lambda r: r["started"])
+    snat = next(s for s in last["steps"] if s["step"] == "03-configure-snat")
+    created = [c for c in snat["applied"] if c["action"] == "create"]
+    assert created and created[0]["result"]["snat_entry_id"] in second_entries
+    assert any(r["action"] == "CreateSnatEntry" and r["request_id"] for r in snat["request_ids"])
 
 
 def test_papermill_with_a_file_that_omits_approve_changes_nothing(box: Any, tmp_path: Path) -> None:
