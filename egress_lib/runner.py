@@ -12,6 +12,7 @@ Each run writes ``runs/<cluster>/<UTC time>-<short id>/``: the executed notebook
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
@@ -227,6 +228,9 @@ def run(
             record.finish("failed", failed_step=running, message=f"{type(e).__name__}: {e}")
             outcome = Outcome(EXIT_FAILED, record, message=f"{type(e).__name__}: {e}")
         except KeyboardInterrupt:
+            # nbclient's pending cell task fails with DeadKernelError once its kernel is shut
+            # down; asyncio would print that task's traceback when it is collected at exit.
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             running = next((s.step for s in record.steps if s.status == "running"), None)
             record.finish(
                 "interrupted", failed_step=running, message="interrupted (Ctrl-C or SIGTERM)"

@@ -381,6 +381,11 @@ def test_an_interrupted_run_says_so_and_names_the_step(
     (record,) = records(out)
     assert record["status"] == "interrupted"
     assert record["failed_step"] == "02-create-gateway"
+    from egress_lib import lock
+
+    s = session_for(False)
+    assert lock.current_holder(s) is None  # the lock was released on the way out
+    s.close()
 
 
 def test_a_killed_run_is_marked_by_the_next_one(
