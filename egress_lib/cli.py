@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from egress_lib import records
@@ -116,8 +117,28 @@ def _report(outcome: Outcome, command: str) -> int:
     return outcome.code
 
 
+def _echo(args: argparse.Namespace) -> Callable[[str], None]:
+    # With -o json, stdout carries only the JSON document; people read stderr.
+    stream = sys.stderr if args.output == "json" else sys.stdout
+
+    def echo(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    return echo
+
+
+def _logging(args: argparse.Namespace) -> None:
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.INFO if args.verbose == 1 else logging.DEBUG,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+            stream=sys.stderr,
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    interactive = args.command != "plan" and sys.stdin.isatty()
+    interactive = args.command != "plan" and sys.stdin.isatty() and args.output != "json"
+    _logging(args)
     try:
         outcome = run(
             Path(args.params),
@@ -128,10 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             approve=bool(getattr(args, "approve", False)),
             confirm=_confirm if interactive else None,
             wait_lock=float(getattr(args, "wait_lock", 0) or 0),
+            echo=_echo(args),
+            quiet=bool(args.quiet),
         )
     except (EgressError, ValueError) as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.output == "json":
+        print(json.dumps(outcome.record.to_dict(), indent=2))
+        return outcome.code
     return _report(outcome, args.command)
 
 
@@ -154,19 +180,44 @@ def cmd_runs(args: argparse.Namespace) -> int:
             if not args.run:
                 print("egress-runbook: runs show RUN: name a run", file=sys.stderr)
                 return EXIT_USAGE
-            print(records.format_run(records.find_run(root, args.run)))
+            one = records.find_run(root, args.run)
+            if args.output == "json":
+                print(json.dumps(one.to_dict(), indent=2))
+            else:
+                print(records.format_run(one))
         else:
             records.mark_killed(root, args.cluster)
-            print(records.format_runs(records.list_runs(root, args.cluster)))
+            found = records.list_runs(root, args.cluster)
+            if args.output == "json":
+                print(json.dumps([r.to_dict() for r in found], indent=2))
+            else:
+                print(records.format_runs(found))
     except EgressError as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
 
+def _output_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: the run record on stdout, for scripts (what people read goes to stderr)",
+    )
+
+
 def _target_options(p: argparse.ArgumentParser, *, approve: bool, select: bool) -> None:
     p.add_argument("params", help="parameters file, e.g. parameters/sandbox.yaml")
     p.add_argument("--out", help="folder for run records (default: runs/)")
+    _output_option(p)
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="one line per plan, not the objects and diffs"
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log each API call (-vv: more)"
+    )
     p.add_argument(
         "-p",
         "--param",
@@ -204,29 +255,70 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    top.add_argument(
+        "--version", action="version", version=f"egress-runbook {records.package_version()}"
+    )
     sub = top.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
+
+    def epilog(*examples: str) -> str:
+        lines = "\n".join(f"  {e}" for e in examples)
+        return f"examples:\n{lines}\n\n{EPILOG}"
+
     p_run = sub.add_parser(
         "run",
         help="plan every step, ask, then run them in order",
-        epilog=EPILOG,
+        description="Plan every step, show the plans, ask (on a terminal), then run the steps.",
+        epilog=epilog(
+            "egress-runbook run parameters/prod.yaml",
+            "egress-runbook run parameters/sandbox.yaml --approve",
+            "egress-runbook run parameters/prod.yaml --from 03 -p gateway.replicas 2",
+        ),
         formatter_class=fmt,
     )
     _target_options(p_run, approve=True, select=True)
     p_plan = sub.add_parser(
-        "plan", help="show every step's plan; change nothing", epilog=EPILOG, formatter_class=fmt
+        "plan",
+        help="show every step's plan; change nothing",
+        description="Show every step's plan and change nothing (exit 3 if it has changes).",
+        epilog=epilog(
+            "egress-runbook plan parameters/prod.yaml",
+            "egress-runbook plan parameters/prod.yaml --steps 04,05 -q",
+            "egress-runbook plan parameters/prod.yaml -o json | jq '.steps[].plan'",
+        ),
+        formatter_class=fmt,
     )
     _target_options(p_plan, approve=False, select=True)
     p_down = sub.add_parser(
         "teardown",
         help="delete what the runbook created (plan, ask, apply)",
-        epilog=EPILOG,
+        description="Delete what the runbook created, in reverse order, and nothing else.",
+        epilog=epilog(
+            "egress-runbook teardown parameters/prod.yaml",
+            "egress-runbook teardown parameters/sandbox.yaml --approve",
+        ),
         formatter_class=fmt,
     )
     _target_options(p_down, approve=True, select=False)
-    p_check = sub.add_parser("check", help="validate a parameters file and change nothing")
+    p_check = sub.add_parser(
+        "check",
+        help="validate a parameters file and change nothing",
+        epilog=epilog("egress-runbook check parameters/prod.yaml"),
+        formatter_class=fmt,
+    )
     p_check.add_argument("params")
-    p_runs = sub.add_parser("runs", help="list past runs: runs [CLUSTER], or runs show RUN")
+    p_runs = sub.add_parser(
+        "runs",
+        help="list past runs: runs [CLUSTER], or runs show RUN",
+        epilog=epilog(
+            "egress-runbook runs",
+            "egress-runbook runs prod-hangzhou",
+            "egress-runbook runs show 7a6829",
+            "egress-runbook runs -o json",
+        ),
+        formatter_class=fmt,
+    )
+    _output_option(p_runs)
     p_runs.add_argument("cluster", nargs="?", help="a cluster name, or 'show'")
     p_runs.add_argument("run", nargs="?", help="with show: a run ID, a prefix of one, or a path")
     p_runs.add_argument("--out", help="folder of run records (default: runs/)")

@@ -410,7 +410,7 @@ def wait_for(
     deadline = time.monotonic() + timeout
     last, rv = _list_one(session, kind, name, namespace)
     fn, args = kind_of(kind).list_call(session, namespace)
-    with waiting_bar(reason) as bar:
+    with waiting_bar(reason, what=f"{kind} {name}", timeout=timeout) as bar:
         while not predicate(last):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -598,7 +598,13 @@ def acquire(
                 detail = "; ".join(x for x in (waited, state.detail(now)) if x)
                 raise LockHeld(name, namespace, state.description, detail)
             if bar is None:
-                bar = stack.enter_context(waiting_bar(f"the lock Lease {namespace}/{name}"))
+                bar = stack.enter_context(
+                    waiting_bar(
+                        f"the lock Lease {namespace}/{name}",
+                        what=f"the lock Lease {namespace}/{name}",
+                        timeout=wait_seconds,
+                    )
+                )
             bar.set_postfix_str(f"held by {state.description}", refresh=True)
             assert state.expires is not None  # not free, so it has an expiry
             until_expiry = (state.expires - now).total_seconds()

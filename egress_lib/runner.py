@@ -28,6 +28,7 @@ from egress_lib.clients import RUN_ID_ENV, Session, connect, read_sandbox_info
 from egress_lib.errors import EgressError, LockHeld
 from egress_lib.parameters import Parameters, load_parameters
 from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, RUN_DIR_ENV, Plan
+from egress_lib.progress import STEP_ENV, duration
 from egress_lib.steps import RUNBOOK, TEARDOWN, Step
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -73,7 +74,7 @@ def distinct_changes(plans: Sequence[StepPlan]) -> int:
 
 
 def plan_steps(
-    session: Session, steps: Sequence[Step], echo: Callable[[str], None]
+    session: Session, steps: Sequence[Step], echo: Callable[[str], None], *, quiet: bool = False
 ) -> list[StepPlan]:
     """Each step's plan, in order; planning stops at the first step that fails."""
     from egress_lib.steps import preflight
@@ -86,7 +87,7 @@ def plan_steps(
                 failed = preflight.failed_checks(plan)
                 if failed:
                     out.append(StepPlan(s, plan, f"PreconditionFailed: {failed}"))
-                    echo(str(plan))
+                    echo(str(plan))  # all of it, even when quiet: it says what failed
                     break
             else:
                 plan = s.module.plan(session)
@@ -95,7 +96,7 @@ def plan_steps(
             echo(f"Plan for {s.name}: FAILED\n{type(e).__name__}: {e}")
             break
         out.append(StepPlan(s, plan))
-        echo(str(plan))
+        echo(str(plan).splitlines()[0] if quiet else str(plan))
     return out
 
 
@@ -184,6 +185,7 @@ def run(
     confirm: Callable[[str], bool] | None = None,
     wait_lock: float = 0,
     echo: Callable[[str], None] = lambda text: print(text, flush=True),
+    quiet: bool = False,
 ) -> Outcome:
     """Plan ``steps`` against the cluster ``params_file`` describes, then (if approved) run them.
 
@@ -221,6 +223,7 @@ def run(
                 wait_lock,
                 echo,
                 stack,
+                quiet,
             )
         except EgressError as e:
             # After the record exists (connect, the lock, planning): finish it, say why.
@@ -251,6 +254,7 @@ def _run(
     wait_lock: float,
     echo: Callable[[str], None],
     stack: ExitStack,
+    quiet: bool = False,
 ) -> Outcome:
     from egress_lib import lock
 
@@ -266,7 +270,7 @@ def _run(
             record.finish("failed", message=str(e))
             return Outcome(EXIT_FAILED, record, message=str(e))
 
-    plans = plan_steps(session, steps, echo)
+    plans = plan_steps(session, steps, echo, quiet=quiet)
     for sp in plans:
         status = "failed" if sp.failed else "planned"
         error = sp.error or (
@@ -318,11 +322,13 @@ def _run(
     for sp in plans:
         step = sp.step
         record.update_step(step.name, status="running", seconds=0.0)
-        echo(f"running {step.name}: {step.summary}")
+        echo(f"{step.number} {step.name} started: {step.summary}")
         started = time.monotonic()
-        error = _execute(step, out_dir, injected, notebooks_dir)
+        with _env({STEP_ENV: step.number}):  # the kernel's wait lines say which step waits
+            error = _execute(step, out_dir, injected, notebooks_dir)
         result = _step_result(out_dir, step)
-        echo(f"  {'FAILED' if error else 'ok'} after {time.monotonic() - started:.1f} s")
+        took = duration(time.monotonic() - started)
+        echo(f"{step.number} {step.name} {'FAILED' if error else 'ok'} after {took}")
         record.update_step(
             step.name,
             status="failed" if error else "ok",

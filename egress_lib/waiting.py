@@ -30,7 +30,7 @@ def poll(
 
     deadline = time.monotonic() + timeout
     delay = first_delay
-    with waiting_bar(reason) as bar:
+    with waiting_bar(reason, what=what, timeout=timeout) as bar:
         while True:
             value = fetch()
             if done(value):

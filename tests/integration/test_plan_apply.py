@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,36 +335,71 @@ def test_papermill_with_an_aliyun_file_that_omits_cluster_id_names_it(tmp_path: 
     assert "cluster_id" in err.value.evalue
 
 
-def _start_run(box: Any, out: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "EGRESS_SANDBOX_HOME": str(box.home)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "egress_lib.cli",
-            "run",
-            str(PARAMS),
-            "--approve",
-            "--out",
-            str(out),
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Stream:
+    """A run's merged stdout and stderr, read line by line as it comes (as `| cat` would)."""
+
+    def __init__(self, box: Any, out: Path) -> None:
+        env = {**os.environ, "EGRESS_SANDBOX_HOME": str(box.home)}
+        cmd = [sys.executable, "-m", "egress_lib.cli", "run", str(PARAMS), "--approve"]
+        self.proc = subprocess.Popen(
+            [*cmd, "--out", str(out)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def until(self, fragment: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.proc.poll() is None, "\n".join(self.seen)
+                continue
+            self.seen.append(line)
+            if fragment in line:
+                return line
+        raise AssertionError(f"no line with {fragment!r}:\n" + "\n".join(self.seen))
+
+    def rest(self) -> str:
+        self.proc.wait(timeout=120)
+        self.reader.join(timeout=10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "\n".join(self.seen)
 
 
-def _wait_for_step(out: Path, step: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for rec in records(out):
-            if any(s["step"] == step and s["status"] == "running" for s in rec["steps"]):
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the run never reached {step}")
+def test_a_run_streams_each_step_and_its_waits_as_they_happen(box: Any, tmp_path: Path) -> None:
+    box.controls.hold({"kind": "mse_gateway", "id": "*"})  # step 02 waits until released
+    run = _Stream(box, tmp_path / "runs")
+    run.until("01 01-install-controller ok after")
+    run.until("02 02-create-gateway started")
+    # The gateway is held, so step 02 has not ended: these lines came while it ran.
+    waiting = run.until("02 waiting for MseIngressConfig egress-gateway:")
+    assert " / 15m" in waiting  # the deadline, timeouts.gateway_seconds
+    assert run.proc.poll() is None
+    box.controls.clear_faults()
+    run.until("02 02-create-gateway ok after")
+    text = run.rest()
+    assert run.proc.returncode == 0, text
+    assert "all 7 steps passed" in text
+    # The wait lines went to the terminal, not into the run record's notebooks.
+    (record,) = records(tmp_path / "runs")
+    notebook = (Path(record["out_dir"]) / "02-create-gateway.ipynb").read_text()
+    assert "waiting for MseIngressConfig" not in notebook
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -371,13 +408,12 @@ def test_an_interrupted_run_says_so_and_names_the_step(
 ) -> None:
     box.controls.hold({"kind": "mse_gateway", "id": "*"})  # step 02 then waits
     out = tmp_path / "runs"
-    proc = _start_run(box, out)
-    _wait_for_step(out, "02-create-gateway", proc)
-    time.sleep(1.0)  # inside the notebook's wait
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    run = _Stream(box, out)
+    run.until("02 waiting for MseIngressConfig")  # inside the notebook's wait
+    run.proc.send_signal(signum)
+    text = run.rest()
+    assert run.proc.returncode == 130, text
+    assert "Traceback" not in text
     (record,) = records(out)
     assert record["status"] == "interrupted"
     assert record["failed_step"] == "02-create-gateway"
@@ -393,10 +429,10 @@ def test_a_killed_run_is_marked_by_the_next_one(
 ) -> None:
     box.controls.hold({"kind": "mse_gateway", "id": "*"})
     out = tmp_path / "runs"
-    proc = _start_run(box, out)
-    _wait_for_step(out, "02-create-gateway", proc)
-    proc.kill()
-    proc.communicate(timeout=30)
+    run = _Stream(box, out)
+    run.until("02 02-create-gateway started")
+    run.proc.kill()
+    run.rest()
     assert _run("runs", "--out", str(out)) == 0
     listing = capsys.readouterr().out
     assert "killed" in listing

@@ -175,3 +175,25 @@ def test_run_asks_on_a_terminal_and_no_changes_nothing(box: Any, tmp_path: Path)
         if "/leases" not in r.path and "selfsubjectaccessreviews" not in r.path
     ]
     assert writes == []
+
+
+def test_output_json_quiet_and_version_for_scripts(
+    box: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    code = runbook_main(["plan", str(PARAMS), "--out", str(out), "-o", "json", "-q"])
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)  # stdout is one JSON document and nothing else
+    assert code in (0, 3) and record["status"] == "plan-only"
+    assert [s["step"] for s in record["steps"]][-1] == "06-verify"
+    assert "Plan for 02-create-gateway" in captured.err  # people read stderr
+    assert "apiVersion:" not in captured.err  # -q: one line per plan
+
+    assert runbook_main(["runs", "--out", str(out), "-o", "json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["run_id"] == record["run_id"]
+
+    with pytest.raises(SystemExit) as done:
+        runbook_main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("egress-runbook ")
