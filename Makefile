@@ -9,11 +9,13 @@ export EGRESS_SANDBOX_HOME ?= $(CURDIR)/.sandbox
 unexport HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
-.PHONY: demo test lint typecheck notebooks lab sandbox-up sandbox-down clean
+.PHONY: demo test lint typecheck notebooks lab lock sandbox-up sandbox-down clean
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt pins the whole dependency set (`make lock` refreshes it), so two machines a
+# month apart install the same versions.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(BIN)/.installed  ## start the sandbox and run the whole runbook headless
@@ -38,9 +40,12 @@ notebooks: $(BIN)/.installed  ## re-execute the committed notebooks in place aga
 	$(BIN)/python scripts/refresh_notebooks.py
 
 lab: $(BIN)/.installed  ## start the sandbox and open JupyterLab on notebooks/
-	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet -e '.[dev,lab]'
+	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet -c constraints.txt -e '.[dev,lab]'
 	$(BIN)/egress-sandbox up
 	$(BIN)/jupyter lab notebooks/
+
+lock:  ## re-pin constraints.txt from pyproject.toml's ranges (then commit it)
+	PYTHON=$(PYTHON) scripts/lock.sh
 
 sandbox-up: $(BIN)/.installed
 	$(BIN)/egress-sandbox up
