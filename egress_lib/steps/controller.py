@@ -190,6 +190,15 @@ def wait_for_controller(session: Session) -> list[dict[str, Any]]:
     return [kube.strip_server_fields(crd), kube.strip_server_fields(deploy)]
 
 
+def as_the_cluster_has_it(session: Session) -> list[dict[str, Any]]:
+    """The controller's Deployment and the IngressClass, as read now (first runs and re-runs)."""
+    found = [
+        kube.get(session, "Deployment", CONTROLLER_DEPLOYMENT, CONTROLLER_NAMESPACE),
+        kube.get(session, "IngressClass", session.params.gateway.ingress_class),
+    ]
+    return [kube.strip_server_fields(o) for o in found if o is not None]
+
+
 def _condition(obj: dict[str, Any] | None, kind: str) -> bool:
     if not obj:
         return False
@@ -204,7 +213,8 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
 
     def run(planned: Plan) -> StepResult:
         if not planned.has_changes:
-            return StepResult(STEP, list(planned.changes), [], {}, list(planned.warnings))
+            objects = as_the_cluster_has_it(session)
+            return StepResult(STEP, list(planned.changes), objects, {}, list(planned.warnings))
         applied = apply_kube_changes(session, planned, ("IngressClass",))
         addon = next(c for c in planned.changes if c.kind == "Addon")
         version = str(addon.payload["body"][0]["version"])
@@ -219,7 +229,8 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         )
         if task_id:
             wait_for_task(session, task_id)
-        objects = wait_for_controller(session)
+        wait_for_controller(session)
+        objects = as_the_cluster_has_it(session)
         return StepResult(STEP, applied, objects, {}, list(planned.warnings))
 
     return carry_out(session, plan, _make_plan if given else None, run)

@@ -79,7 +79,12 @@ def _idempotent(module: Any, session: Session) -> Any:
 
 
 def test_01_controller(sandbox: Any, session: Session) -> None:
-    first, _ = _idempotent(steps.controller, session)
+    first, result = _idempotent(steps.controller, session)
+    # The notebook shows the add-on and the IngressClass as the cluster has them, on the first
+    # run and on every re-run (when there is nothing to change).
+    assert [o["kind"] for o in result.objects] == ["Deployment", "IngressClass"]
+    again = steps.controller.apply(session)
+    assert [o["kind"] for o in again.objects] == ["Deployment", "IngressClass"]
     kinds = [c.kind for c in first.changes if c.action == "create"]
     assert kinds[:2] == ["IngressClass", "Addon"]  # IngressClass first: no default gateway
     assert steps.controller.installed_version(session)
