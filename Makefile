@@ -39,10 +39,11 @@ typecheck: $(BIN)/.installed
 notebooks: $(BIN)/.installed  ## re-execute the committed notebooks in place against a fresh sandbox
 	$(BIN)/python scripts/refresh_notebooks.py
 
+# Root (CI machines, containers) needs --allow-root; the server listens on loopback only.
+LAB_FLAGS := --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(BIN)/.installed  ## start the sandbox and open JupyterLab on notebooks/
-	test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet -c constraints.txt -e '.[dev,lab]'
 	$(BIN)/egress-sandbox up
-	$(BIN)/jupyter lab notebooks/
+	EGRESS_RUNS_DIR=$(CURDIR)/runs $(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
 
 lock:  ## re-pin constraints.txt from pyproject.toml's ranges (then commit it)
 	PYTHON=$(PYTHON) scripts/lock.sh
