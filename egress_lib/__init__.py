@@ -11,9 +11,12 @@ Typical use::
 The public API is what ``__all__`` lists: the entry points, the step modules, the result
 types and the exceptions. Lower-level helpers stay in their modules (``egress_lib.kube``,
 ``egress_lib.cloud``, ``egress_lib.inventory``) and may change between versions.
+
+Inside a Jupyter kernel, importing the package makes egress_lib errors show as a short box
+with the remedy, the traceback folded below it (:mod:`egress_lib.error_display`).
 """
 
-from egress_lib import manifests, notebook, steps
+from egress_lib import error_display, manifests, notebook, steps
 from egress_lib.clients import Session, connect
 from egress_lib.errors import (
     CloudApiError,
@@ -37,6 +40,9 @@ from egress_lib.show import yaml_block
 from egress_lib.steps.ingress import ClbAddress
 from egress_lib.steps.preflight import Check, Facts
 from egress_lib.steps.verify import VerifyResult
+
+if error_display.in_kernel():
+    error_display.install()
 
 __all__ = [
     "Change",

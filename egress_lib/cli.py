@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from egress_lib import records
+from egress_lib import records, run_reports
 from egress_lib.errors import EgressError, ParameterError, Problem
 from egress_lib.runner import (
     EXIT_FAILED,
@@ -174,7 +174,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    root = Path(args.out) if args.out else Path("runs")
+    root = Path(args.out) if args.out else records.runs_root()
     try:
         if args.cluster == "show":
             if not args.run:
@@ -184,14 +184,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
             if args.output == "json":
                 print(json.dumps(one.to_dict(), indent=2))
             else:
-                print(records.format_run(one))
+                print(run_reports.format_run(one))
         else:
             records.mark_killed(root, args.cluster)
             found = records.list_runs(root, args.cluster)
             if args.output == "json":
                 print(json.dumps([r.to_dict() for r in found], indent=2))
             else:
-                print(records.format_runs(found))
+                print(run_reports.format_runs(found))
     except EgressError as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
         return EXIT_USAGE

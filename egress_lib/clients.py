@@ -10,11 +10,13 @@ import datetime as dt
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, retry_options
+from egress_lib import remedies
+from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, register_client, retry_options
 from egress_lib.errors import TargetUnavailable
 from egress_lib.parameters import Parameters
 
@@ -110,6 +112,8 @@ class Session:
     slb: Any = field(repr=False)
     cs: Any = field(repr=False)
     target_description: str = ""
+    # Where the OpenAPI credentials come from (no secret): errors about them name it.
+    credential_source: str = ""
     # One ID per run: from the runner, or a new one per session (interactive use).
     run_id: str = field(default_factory=lambda: new_run_id())
 
@@ -135,6 +139,84 @@ def new_run_id() -> str:
         return env
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def default_chain_source(env: Mapping[str, str] | None = None, home: Path | None = None) -> str:
+    """Which provider of the default credential chain will answer, without asking it.
+
+    Follows alibabacloud-credentials' order (env, RRSA, CLI profile, INI file, ECS RAM role);
+    names files, profiles and masked IDs only. The SDK reads its variables at import time, so
+    a variable set later in the process may be seen here but not there.
+    """
+    env = os.environ if env is None else env
+    home = home or Path.home()
+    if env.get("ALIBABA_CLOUD_ACCESS_KEY_ID"):
+        sts = " and ALIBABA_CLOUD_SECURITY_TOKEN" if env.get("ALIBABA_CLOUD_SECURITY_TOKEN") else ""
+        return (
+            f"the environment variables ALIBABA_CLOUD_ACCESS_KEY_ID "
+            f"({mask(env['ALIBABA_CLOUD_ACCESS_KEY_ID'])}), ALIBABA_CLOUD_ACCESS_KEY_SECRET{sts}"
+        )
+    rrsa = (
+        "ALIBABA_CLOUD_ROLE_ARN",
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    )
+    if all(env.get(k) for k in rrsa):
+        return f"RRSA (OIDC): role {env['ALIBABA_CLOUD_ROLE_ARN']}, token file {env[rrsa[2]]}"
+    cli = home / ".aliyun" / "config.json"
+    if env.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() != "true" and cli.is_file():
+        profile, mode = _cli_profile(cli, env.get("ALIBABA_CLOUD_PROFILE"))
+        return f"the Alibaba Cloud CLI profile {profile!r} (mode {mode}) in {cli}"
+    ini = Path(
+        env.get("ALIBABA_CLOUD_CREDENTIALS_FILE") or home / ".alibabacloud" / "credentials.ini"
+    )
+    if ini.is_file():
+        return (
+            f"the credentials file {ini}, section {env.get('ALIBABA_CLOUD_PROFILE') or 'default'!r}"
+        )
+    if env.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() != "true":
+        role = env.get("ALIBABA_CLOUD_ECS_METADATA")
+        return f"the ECS instance RAM role{' ' + role if role else ''} (instance metadata)"
+    return (
+        "the default credential chain, which found nothing (no ALIBABA_CLOUD_ACCESS_KEY_ID, "
+        "no CLI profile, no credentials file)"
+    )
+
+
+def _cli_profile(path: Path, wanted: str | None) -> tuple[str, str]:
+    # Only the profile's name and mode are read out: the file also holds secrets.
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return wanted or "?", "unreadable file"
+    name = str(wanted or data.get("current") or "default")
+    for profile in data.get("profiles") or []:
+        if isinstance(profile, dict) and profile.get("name") == name:
+            return name, str(profile.get("mode") or "?")
+    return name, "not in the file"
+
+
+def _missing_context(kubeconfig: str | None, context: str | None) -> TargetUnavailable | None:
+    """A TargetUnavailable naming the contexts the file has, when ``context`` is not one."""
+    from kubernetes import config as _k8s_config
+
+    k8s_config: Any = _k8s_config
+    if not context:
+        return None
+    where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        found, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    except Exception:  # noqa: BLE001 - unreadable file: the loader's own error says why
+        return None
+    names = [str(c.get("name")) for c in found or [] if isinstance(c, dict)]
+    if context in names:
+        return None
+    current = str(active.get("name")) if isinstance(active, dict) else None
+    return TargetUnavailable(
+        f"kube_context {context!r} is not a context of {where}; it has: "
+        f"{', '.join(names) or 'none'} (current: {current or 'none'})",
+        remedy=remedies.kube_context_missing(context, where, names, current),
+    )
 
 
 def connect(params: Parameters) -> Session:
@@ -164,6 +246,9 @@ def connect(params: Parameters) -> Session:
             "protocol": "http",
         }
         cloud_text = f"OpenAPI http://{info.aliyun_endpoint}, AccessKey {mask(info.access_key_id)}"
+        source = (
+            f"the sandbox's AccessKey {mask(info.access_key_id)} from {info.home / 'sandbox.json'}"
+        )
     else:
         from alibabacloud_credentials.client import Client as CredentialClient
 
@@ -171,6 +256,7 @@ def connect(params: Parameters) -> Session:
         # The default chain: env vars, ~/.aliyun/config.json, ECS RAM role, RRSA (OIDC).
         common["credential"] = CredentialClient()
         cloud_text = "OpenAPI default endpoints, credentials from the default chain"
+        source = default_chain_source()
 
     def config() -> Any:
         # One Config per client: the SDK clients keep a reference and may adjust it.
@@ -181,6 +267,9 @@ def connect(params: Parameters) -> Session:
             config_file=kubeconfig, context=params.kube_context, persist_config=False
         )
     except Exception as e:  # noqa: BLE001 - the loader raises ConfigException, OSError, YAML errors
+        missing = _missing_context(kubeconfig, params.kube_context)
+        if missing is not None:
+            raise missing from None
         where = kubeconfig or "the default kubeconfig"
         raise TargetUnavailable(f"cannot load Kubernetes config from {where}: {e}") from None
     host = getattr(api_client.configuration, "host", "?")
@@ -189,6 +278,9 @@ def connect(params: Parameters) -> Session:
         f"target={params.target} region={params.region_id} cluster={params.cluster_id}; "
         f"Kubernetes {host} ({ctx}); {cloud_text}"
     )
+    vpc, slb, cs = VpcClient(config()), SlbClient(config()), CsClient(config())
+    for client in (vpc, slb, cs):
+        register_client(client, source)
     return Session(
         params=params,
         core=k8s.CoreV1Api(api_client),
@@ -198,8 +290,9 @@ def connect(params: Parameters) -> Session:
         apiext=k8s.ApiextensionsV1Api(api_client),
         authz=k8s.AuthorizationV1Api(api_client),
         api_client=api_client,
-        vpc=VpcClient(config()),
-        slb=SlbClient(config()),
-        cs=CsClient(config()),
+        vpc=vpc,
+        slb=slb,
+        cs=cs,
         target_description=description,
+        credential_source=source,
     )

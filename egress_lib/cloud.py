@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -38,6 +39,24 @@ RETRY_POLICY: dict[str, Any] = {
 CONNECT_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 20000
 
+# SDK client -> where its credentials come from (never the credentials), so that an error
+# about credentials or permissions can name the source without holding the Session.
+_SOURCES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def register_client(client: Any, credential_source: str) -> None:
+    """Remember ``credential_source`` (a description, no secret) for ``client``'s errors."""
+    _SOURCES[client] = credential_source
+
+
+def credential_source_of(fn: Callable[..., Any]) -> str | None:
+    """The credential source registered for the SDK client ``fn`` is a method of."""
+    client = getattr(fn, "__self__", None)
+    try:
+        return _SOURCES.get(client) if client is not None else None
+    except TypeError:  # not weak-referenceable: nothing was registered for it
+        return None
+
 
 def retry_options() -> Any:
     """A fresh darabonba RetryOptions for ``Config.retry_options``."""
@@ -62,7 +81,7 @@ def call_with_id(
     try:
         resp = fn(*args)
     except TeaException as e:
-        err = CloudApiError.from_sdk(product, action, e)
+        err = CloudApiError.from_sdk(product, action, e, credential_source=credential_source_of(fn))
         log.warning("%s:%s failed: code=%s RequestId=%s", product, action, err.code, err.request_id)
         raise err from e
     body = getattr(resp, "body", resp)

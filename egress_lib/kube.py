@@ -435,6 +435,7 @@ def wait_for(
                             last = None
                         else:
                             continue
+                        bar.set_postfix_str(describe(last), refresh=False)  # as it arrives
                         bar.update(1)
                         if predicate(last) or time.monotonic() >= deadline:
                             w.stop()
@@ -453,4 +454,4 @@ def _describe(obj: Obj | None) -> str:
         return "absent"
     status = obj.get("status") or {}
     phase = status.get("phase") if isinstance(status, dict) else None
-    return f"present, phase={phase}" if phase else "present"
+    return str(phase) if phase else "present"  # e.g. "Pending": the line reads as a state

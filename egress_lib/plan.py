@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from egress_lib.tables import Table, highlight
+
 # create/update/delete change something; adopt = an existing object is used as it is (never
 # deleted by teardown); conflict = an object we do not own is in the way (apply refuses);
 # wait/check = the step waits for or reads something; test = a temporary object (verify pods).
@@ -94,32 +96,24 @@ class Change:
         return out
 
 
-def _frame(changes: list[Change]) -> pd.DataFrame:
-    rows = [[c.action, c.kind, _name(c), c.detail] for c in changes]
-    frame: pd.DataFrame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame
+def change_table(changes: list[Change]) -> Table:
+    """The changes as a table (Action, Kind, Name, Detail)."""
+    return Table(COLUMNS, [[c.action, c.kind, _name(c), c.detail] for c in changes])
 
 
 def _name(c: Change) -> str:
     return f"{c.namespace}/{c.name}" if c.namespace else c.name
 
 
-def _text_table(changes: list[Change]) -> str:
-    rows = [COLUMNS] + [[c.action, c.kind, _name(c), c.detail] for c in changes]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = []
-    for r in rows:
-        cells = [r[i].ljust(widths[i]) for i in range(3)] + [r[3]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+def _shown_bodies(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.body and c.action in (*CHANGING, "conflict")]
 
 
 def _bodies_text(changes: list[Change]) -> list[str]:
     out = []
-    for c in changes:
-        if c.body and c.action in (*CHANGING, "conflict"):
-            indented = "\n".join("    " + line for line in c.body.rstrip("\n").splitlines())
-            out.append(f"  {c.action} {c.ref}:\n{indented}")
+    for c in _shown_bodies(changes):
+        indented = "\n".join("    " + line for line in c.body.rstrip("\n").splitlines())
+        out.append(f"  {c.action} {c.ref}:\n{indented}")
     return out
 
 
@@ -133,7 +127,7 @@ def _render_text(
 ) -> str:
     parts = [f"{title}: {verdict}"]
     if changes:
-        parts.append(_text_table(changes))
+        parts.append(str(change_table(changes)))
     if bodies:
         parts += _bodies_text(changes)
     parts += [f"note: {n}" for n in notes]
@@ -147,21 +141,19 @@ def _render_html(
     changes: list[Change],
     warnings: list[str],
     notes: list[str],
-    tables: dict[str, pd.DataFrame] | None = None,
     bodies: bool = True,
 ) -> str:
     out = f"<p><b>{html.escape(title)}</b>: {html.escape(verdict)}</p>"
     if changes:
-        out += _frame(changes).to_html(index=False)
+        out += change_table(changes)._repr_html_()
     if bodies:
-        for c in changes:
-            if c.body and c.action in (*CHANGING, "conflict"):
-                out += (
-                    f"<details><summary>{html.escape(c.action)} {html.escape(c.ref)}</summary>"
-                    f"<pre>{html.escape(c.body)}</pre></details>"
-                )
-    for name, table in (tables or {}).items():
-        out += f"<p><i>{html.escape(name)}</i></p>" + table.to_html(index=False)
+        for c in _shown_bodies(changes):
+            # An update's body is a unified diff; a create's, delete's or request's is YAML.
+            language: Literal["yaml", "diff"] = "diff" if c.body.startswith("--- ") else "yaml"
+            out += (
+                f"<details><summary>{html.escape(c.action)} {html.escape(c.ref)}</summary>"
+                f"{highlight(c.body, language)}</details>"
+            )
     for n in notes:
         out += f"<p>Note: {html.escape(n)}</p>"
     for w in warnings:
@@ -201,7 +193,11 @@ class Plan:
 
     def to_frame(self) -> pd.DataFrame:
         """The changes as a DataFrame (Action, Kind, Name, Detail)."""
-        return _frame(self.changes)
+        return change_table(self.changes).to_frame()
+
+    def to_table(self) -> Table:
+        """The changes as a :class:`~egress_lib.tables.Table` (Action, Kind, Name, Detail)."""
+        return change_table(self.changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for run records and the approved-plan file."""
@@ -240,16 +236,24 @@ class Plan:
 
 @dataclass
 class StepResult:
-    """What a step's ``apply`` did, with the objects as read back and any tables."""
+    """What a step's ``apply`` did, with the objects as read back and any tables.
+
+    Its display lists the changes applied, not ``tables``: a notebook shows each table once,
+    in a cell of its own (:meth:`table`).
+    """
 
     step: str
     changes_applied: list[Change] = field(default_factory=list)
     objects: list[dict[str, Any]] = field(default_factory=list)
+    # For code: DataFrames of what apply read back (e.g. "snat", "clb", "addresses").
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     plan: Plan | None = None
     # False when approve was false and the plan needed approval: nothing was applied.
     applied: bool = True
+    # Shown instead of the changes and warnings when the notebook has shown them already
+    # (preflight's checks); the run record keeps them all the same.
+    summary: str = ""
 
     @property
     def changed(self) -> bool:
@@ -266,7 +270,22 @@ class StepResult:
 
     def to_frame(self) -> pd.DataFrame:
         """The applied changes as a DataFrame (Action, Kind, Name, Detail)."""
-        return _frame(self.changes_applied)
+        return change_table(self.changes_applied).to_frame()
+
+    def to_table(self) -> Table:
+        """The applied changes as a :class:`~egress_lib.tables.Table`."""
+        return change_table(self.changes_applied)
+
+    def table(self, name: str) -> Table:
+        """``tables[name]`` to read, or a table saying why there is none (not applied)."""
+        if name in self.tables:
+            return Table.from_frame(self.tables[name])
+        why = (
+            "nothing read back: the plan was not applied"
+            if not self.applied
+            else f"{self.step} read no {name} table"
+        )
+        return Table((), empty=why)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for the run record."""
@@ -292,24 +311,21 @@ class StepResult:
     def _verdict(self) -> str:
         if not self.applied:
             return "not applied: approve is false (plan only)"
+        if self.summary:
+            return self.summary
         return "changed" if self.changed else "nothing changed"
 
+    def _shown(self) -> tuple[list[Change], list[str]]:
+        return ([], []) if self.summary else (self.changes_applied, self.warnings)
+
     def __str__(self) -> str:
-        return _render_text(
-            self.step, self._verdict(), self.changes_applied, self.warnings, [], bodies=False
-        )
+        changes, warnings = self._shown()
+        return _render_text(self.step, self._verdict(), changes, warnings, [], bodies=False)
 
     def __repr__(self) -> str:
         # Notebooks show this as text/plain: a table reads better than the dataclass fields.
         return str(self)
 
     def _repr_html_(self) -> str:
-        return _render_html(
-            self.step,
-            self._verdict(),
-            self.changes_applied,
-            self.warnings,
-            [],
-            self.tables,
-            bodies=False,
-        )
+        changes, warnings = self._shown()
+        return _render_html(self.step, self._verdict(), changes, warnings, [], bodies=False)

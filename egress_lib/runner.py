@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from egress_lib import records
+from egress_lib import records, run_reports
 from egress_lib.clients import RUN_ID_ENV, Session, connect, read_sandbox_info
 from egress_lib.errors import EgressError, LockHeld
 from egress_lib.parameters import Parameters, load_parameters
@@ -196,7 +196,7 @@ def run(
     params: Parameters = load_parameters(params_file, overrides)
     if params.target == "sandbox":
         read_sandbox_info()  # a stopped sandbox is named now, not inside the first notebook
-    root = out or Path("runs")
+    root = out or records.runs_root()
     records.mark_killed(root, params.cluster_name)
     injectable = params.to_injectable()
     record = records.new_run(
@@ -239,7 +239,7 @@ def run(
                 "interrupted", failed_step=running, message="interrupted (Ctrl-C or SIGTERM)"
             )
             outcome = Outcome(EXIT_INTERRUPTED, record, message="interrupted")
-    records.write_summary(record)
+    run_reports.write_summary(record)
     return outcome
 
 
@@ -302,9 +302,11 @@ def _run(
         record.finish("plan-only" if command == "plan" else "ok", message=verdict)
         return Outcome(EXIT_NOT_APPROVED if n else EXIT_OK, record, plans, verdict)
     approved = params.approve or approve
+    via = "approve: true in the parameters" if params.approve else "--approve"
     if not approved and confirm is not None:
         what = f"{n} change(s)" if n else "the verification pods"
         approved = confirm(f"apply {what} to cluster {params.cluster_name}? [y/N] ")
+        via = "yes at the terminal prompt"
     if not approved:
         verdict = (
             f"plan only: {n} change(s) not applied (approve with --approve)"
@@ -314,6 +316,7 @@ def _run(
         record.finish("plan-only", message=verdict)
         return Outcome(EXIT_NOT_APPROVED if n else EXIT_OK, record, plans, verdict)
 
+    record.approval = records.approval(via)
     out_dir = Path(record.out_dir)
     (out_dir / APPROVED_PLAN_FILE).write_text(
         json.dumps(_approved_plan(plans), indent=2) + "\n", encoding="utf-8"

@@ -22,6 +22,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(var, None)
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    os.environ["EGRESS_WIDGETS"] = "0"  # stored outputs hold no widget state, wherever run from
     home = Path(tempfile.mkdtemp(prefix="nbval-sandbox-"))
     _state["sandbox"] = Sandbox(home, Topology.loopback(18)).start()
     os.environ["EGRESS_SANDBOX_HOME"] = str(home)

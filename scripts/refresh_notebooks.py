@@ -25,6 +25,7 @@ def main() -> int:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(var, None)
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    os.environ["EGRESS_WIDGETS"] = "0"  # the stored outputs hold no widget state
     home = Path(tempfile.mkdtemp(prefix="refresh-sandbox-"))
     with Sandbox(home, Topology.loopback(18)):
         os.environ["EGRESS_SANDBOX_HOME"] = str(home)

@@ -19,6 +19,9 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     25  tests/integration/test_port_80_taken.py (port 80 held by another socket)
     26  tests/integration/test_lock.py
     28  tests/integration/test_plan_apply.py (a fresh sandbox per test, one at a time)
+    29  tests/integration/test_error_remedies.py (the remedies on the sandbox's real paths)
+    30  tests/browser/conftest.py (JupyterLab in Chromium)
+    31  tests/integration/test_apply_panel.py (a fresh sandbox per test)
 
 A new one takes the next free number and is added here.
 

@@ -13,11 +13,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from egress_lib import kube
 from egress_lib.errors import NotApproved, PlanConflict, PlanStale
 from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, COMPARED, RUN_DIR_ENV, Change, Plan
+from egress_lib.tables import Table
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -180,9 +179,8 @@ def apply_kube_changes(session: Session, plan: Plan, kinds: tuple[str, ...]) -> 
     return applied
 
 
-def rows_frame(rows: list[dict[str, Any]], fields: Mapping[str, str]) -> pd.DataFrame:
-    """A DataFrame with one row per API row; ``fields`` maps each column to its wire key."""
-    frame: pd.DataFrame = pd.DataFrame(
-        [[r.get(key) for key in fields.values()] for r in rows], columns=list(fields)
-    )
-    return frame
+def rows_table(
+    rows: list[dict[str, Any]], fields: Mapping[str, str], *, empty: str = "none"
+) -> Table:
+    """A table with one row per API row; ``fields`` maps each column to its wire key."""
+    return Table(list(fields), [[r.get(key) for key in fields.values()] for r in rows], empty=empty)

@@ -15,7 +15,9 @@ from egress_lib.cloud import call, call_with_id
 from egress_lib.errors import PreconditionFailed, StepFailed
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.show import YamlBlock, yaml_block
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
+from egress_lib.tables import Table
 from egress_lib.waiting import poll
 
 if TYPE_CHECKING:
@@ -190,13 +192,55 @@ def wait_for_controller(session: Session) -> list[dict[str, Any]]:
     return [kube.strip_server_fields(crd), kube.strip_server_fields(deploy)]
 
 
+def _watched(session: Session) -> list[tuple[str, str, str | None]]:
+    klass = session.params.gateway.ingress_class
+    return [
+        ("Deployment", CONTROLLER_DEPLOYMENT, CONTROLLER_NAMESPACE),
+        ("IngressClass", klass, None),
+    ]
+
+
 def as_the_cluster_has_it(session: Session) -> list[dict[str, Any]]:
     """The controller's Deployment and the IngressClass, as read now (first runs and re-runs)."""
-    found = [
-        kube.get(session, "Deployment", CONTROLLER_DEPLOYMENT, CONTROLLER_NAMESPACE),
-        kube.get(session, "IngressClass", session.params.gateway.ingress_class),
-    ]
+    found = [kube.get(session, kind, name, ns) for kind, name, ns in _watched(session)]
     return [kube.strip_server_fields(o) for o in found if o is not None]
+
+
+def addon_state(session: Session) -> str:
+    """The installed add-on's state as CS GetClusterAddonInstance reports it (``active``, ...)."""
+    p = session.params
+    body = call(
+        "cs",
+        "GetClusterAddonInstance",
+        session.cs.get_cluster_addon_instance,
+        p.cluster_id,
+        p.controller.addon_name,
+    )
+    return str(getattr(body, "state", "") or "")
+
+
+def addon_table(session: Session) -> Table:
+    """The add-on as CS reports it: installed version, state, and the latest version offered."""
+    name = session.params.controller.addon_name
+    entry = addon_versions(session).get(name) or {}
+    entry = entry if isinstance(entry, dict) else {}
+    version = str(entry.get("version") or "")
+    state = addon_state(session) if version else f"not installed ({STEP} installs it)"
+    latest = entry.get("next_version") or ""
+    return Table(["Add-on", "Version", "State", "Latest version"], [[name, version, state, latest]])
+
+
+def cluster_objects(session: Session) -> YamlBlock:
+    """:func:`as_the_cluster_has_it` as YAML, saying which of the two does not exist yet."""
+    found = as_the_cluster_has_it(session)
+    have = {(o.get("kind"), (o.get("metadata") or {}).get("name")) for o in found}
+    missing = [
+        f"{kind} {f'{ns}/' if ns else ''}{name}"
+        for kind, name, ns in _watched(session)
+        if (kind, name) not in have
+    ]
+    note = f"not in the cluster yet: {' and '.join(missing)}" if missing else ""
+    return yaml_block(found, note=note)
 
 
 def _condition(obj: dict[str, Any] | None, kind: str) -> bool:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from egress_lib import inventory, kube, manifests
-from egress_lib.errors import StepFailed
+from egress_lib import inventory, kube, manifests, remedies
+from egress_lib.errors import EgressError, KubeEvent, StepFailed, WaitTimeout
+from egress_lib.kube_events import events_for
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.resources import Clb
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
+from egress_lib.tables import Table
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -38,27 +41,69 @@ _make_plan = plan  # apply's argument is also called "plan"
 
 
 def wait_listening(session: Session) -> dict[str, Any]:
-    """Watch the MseIngressConfig until ``status.phase`` is Listening; Failed is an error."""
+    """Watch the MseIngressConfig until ``status.phase`` is Listening; Failed is an error.
+
+    Either error carries the config's Events and says how to recover.
+    """
     p = session.params
+    name = p.gateway.config_name
 
     def ready(obj: dict[str, Any] | None) -> bool:
         status = (obj or {}).get("status") or {}
         if status.get("phase") == "Failed":
+            uid = ((obj or {}).get("metadata") or {}).get("uid")
             raise StepFailed(
-                f"MseIngressConfig {p.gateway.config_name} is Failed: "
-                f"{status.get('message') or status.get('Message') or 'no message'}"
+                f"MseIngressConfig {name} is Failed: "
+                f"{status.get('message') or status.get('Message') or 'no message'}",
+                remedy=remedies.mse_failed(name),
+                events=failure_events(session, name, uid),
             )
         return status.get("phase") == "Listening"
 
-    return kube.wait_for(
-        session,
-        "MseIngressConfig",
-        p.gateway.config_name,
-        None,
-        ready,
-        timeout=p.timeouts.gateway_seconds,
-        reason="the MSE gateway to be created and listening (usually 3-5 minutes)",
-    )
+    try:
+        return kube.wait_for(
+            session,
+            "MseIngressConfig",
+            name,
+            None,
+            ready,
+            timeout=p.timeouts.gateway_seconds,
+            reason="the MSE gateway to be created and listening (usually 3-5 minutes)",
+        )
+    except WaitTimeout as e:
+        e.remedy = remedies.gateway_wait(name, p.timeouts.gateway_seconds)
+        e.events = tuple(_events(session, name, _uid(session, name)))
+        raise
+
+
+# A controller may set the phase a moment before it records the Warning that says why.
+EVENT_GRACE_SECONDS = 2.0
+
+
+def failure_events(session: Session, name: str, uid: str | None) -> list[KubeEvent]:
+    """The config's Events, waiting up to EVENT_GRACE_SECONDS for a Warning among them."""
+    deadline = time.monotonic() + EVENT_GRACE_SECONDS
+    while True:
+        found = _events(session, name, uid)
+        if any(e.type == "Warning" for e in found) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _uid(session: Session, name: str) -> str | None:
+    # The config's uid keeps out the Events of an earlier config of the same name.
+    try:
+        obj = kube.get(session, "MseIngressConfig", name)
+    except EgressError:
+        return None
+    return str(((obj or {}).get("metadata") or {}).get("uid") or "") or None
+
+
+def _events(session: Session, name: str, uid: str | None) -> list[KubeEvent]:
+    try:
+        return events_for(session, "MseIngressConfig", name, uid=uid)
+    except EgressError:
+        return []  # best effort: no right to list Events must not hide the failure itself
 
 
 def clbs(session: Session) -> list[Clb]:
@@ -71,14 +116,20 @@ def clbs(session: Session) -> list[Clb]:
     return [c for c in found if c.tag(OWNER_TAG) in (None, p.gateway.config_name)]
 
 
-def clb_frame(session: Session) -> pd.DataFrame:
-    """The gateway's internal CLB(s) as a DataFrame."""
+def clb_table(session: Session) -> Table:
+    """The gateway's internal CLB(s), to read."""
     rows = [
         [c.id, c.name, c.address, c.address_type, c.spec, c.vswitch_id, c.status]
         for c in clbs(session)
     ]
-    frame: pd.DataFrame = pd.DataFrame(rows, columns=CLB_COLUMNS)
-    return frame
+    vswitch = session.params.gateway.vswitches[0]
+    empty = f"no internal CLB in {vswitch} yet: the gateway gets one when it is Listening"
+    return Table(CLB_COLUMNS, rows, empty=empty)
+
+
+def clb_frame(session: Session) -> pd.DataFrame:
+    """The gateway's internal CLB(s) as a DataFrame."""
+    return clb_table(session).to_frame()
 
 
 def public_clb_warnings(session: Session) -> list[str]:

@@ -13,6 +13,7 @@ import pandas as pd
 from egress_lib import inventory, kube, manifests
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_objects, plan_or_refuse
+from egress_lib.tables import Table
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -92,8 +93,11 @@ def current_addresses(session: Session) -> dict[str, ClbAddress | None]:
     return out
 
 
-def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame:
-    """Each Ingress address cross-checked against SLB DescribeLoadBalancers."""
+ADDRESS_COLUMNS = ["Ingress", "Address", "Port", "LoadBalancerId", "AddressType", "Matches CLB"]
+
+
+def address_table(session: Session, addresses: list[ClbAddress]) -> Table:
+    """Each Ingress address cross-checked against SLB DescribeLoadBalancers, to read."""
     rows = []
     for a in addresses:
         found = inventory.clbs(session, address=a.ip) if a.ip else []
@@ -108,10 +112,12 @@ def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame
                 clb is not None and clb.address == a.ip,
             ]
         )
-    frame: pd.DataFrame = pd.DataFrame(
-        rows, columns=["Ingress", "Address", "Port", "LoadBalancerId", "AddressType", "Matches CLB"]
-    )
-    return frame
+    return Table(ADDRESS_COLUMNS, rows, empty="no Ingress address yet")
+
+
+def address_frame(session: Session, addresses: list[ClbAddress]) -> pd.DataFrame:
+    """:func:`address_table` as a DataFrame."""
+    return address_table(session, addresses).to_frame()
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:

@@ -18,11 +18,14 @@ from egress_lib.kinds import REQUEST_TIMEOUT
 from egress_lib.kube import k8s_errors
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps.controller import CONTROLLER_NAMESPACE
+from egress_lib.tables import Table, mark
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "00-preflight"
+# How a fix that needs no notebook ends: preflight sees the change when it runs again.
+AGAIN = f"run {STEP} again"
 ALL_VERBS = ("create", "get", "patch", "update", "list", "watch", "delete")
 
 # (group, resource, subresource, verbs, scope) the runbook uses; scope "ns" = params.namespace.
@@ -48,12 +51,24 @@ PERMISSIONS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
 
 @dataclass(frozen=True)
 class Check:
-    """One finding; ``level`` warning = worth reading but not blocking."""
+    """One finding; ``level`` warning = worth reading but not blocking; ``fix`` if it fails."""
 
     name: str
     ok: bool
     detail: str
     level: Literal["error", "warning"] = "error"
+    # What to do when it fails: the notebook that fixes it, or the change to make.
+    fix: str = ""
+
+    @property
+    def mark(self) -> str:
+        """``✓``, ``⚠ warning`` or ``✗ error``."""
+        return mark(self.ok, self.level)
+
+    @property
+    def blocking(self) -> bool:
+        """True for a failed error-level check: the runbook stops before step 01."""
+        return not self.ok and self.level == "error"
 
 
 @dataclass
@@ -77,77 +92,79 @@ class Facts:
     def internet_nat_gateways(self) -> list[dict[str, Any]]:
         return [n for n in self.nat_gateways if (n.get("NetworkType") or "internet") == "internet"]
 
-    def to_frames(self) -> dict[str, pd.DataFrame]:
-        """One DataFrame per fact table."""
+    def to_tables(self) -> dict[str, Table]:
+        """One table per fact: cluster, vpc, vswitches, nat_gateways, eips, snat_entries."""
         c = self.cluster
-        cluster = pd.DataFrame(
+        vpc_id = c.get("vpc_id")
+        cluster = Table(
+            ["ClusterId", "Name", "State", "Version", "Kubernetes", "VpcId", "VSwitchIds"],
             [
-                {
-                    "ClusterId": c.get("cluster_id"),
-                    "Name": c.get("name"),
-                    "State": c.get("state"),
-                    "Version": c.get("current_version"),
-                    "Kubernetes": self.kubernetes_version,
-                    "VpcId": c.get("vpc_id"),
-                    "VSwitchIds": ", ".join(self.node_vswitches),
-                }
-            ]
+                [
+                    c.get("cluster_id"),
+                    c.get("name"),
+                    c.get("state"),
+                    c.get("current_version"),
+                    self.kubernetes_version,
+                    vpc_id,
+                    ", ".join(self.node_vswitches),
+                ]
+            ],
         )
-        vsw = pd.DataFrame(
+        vpc = Table(
+            ["VpcId", "VpcName", "CidrBlock", "Status"],
+            [[(self.vpc or {}).get(k) for k in ("VpcId", "VpcName", "CidrBlock", "Status")]],
+        )
+        vsw = Table(
+            ["VSwitchId", "Name", "Zone", "CidrBlock", "Gateway", "Nodes"],
             [
-                {
-                    "VSwitchId": v.get("VSwitchId"),
-                    "Name": v.get("VSwitchName"),
-                    "Zone": v.get("ZoneId"),
-                    "CidrBlock": v.get("CidrBlock"),
-                    "Gateway": v.get("VSwitchId") in self.gateway_vswitches,
-                    "Nodes": v.get("VSwitchId") in self.node_vswitches,
-                }
+                [
+                    v.get("VSwitchId"),
+                    v.get("VSwitchName"),
+                    v.get("ZoneId"),
+                    v.get("CidrBlock"),
+                    v.get("VSwitchId") in self.gateway_vswitches,
+                    v.get("VSwitchId") in self.node_vswitches,
+                ]
                 for v in self.vswitches
             ],
-            columns=["VSwitchId", "Name", "Zone", "CidrBlock", "Gateway", "Nodes"],
+            empty=f"no vSwitches in {vpc_id}",
         )
-        nat = pd.DataFrame(
+        nat = Table(
+            ["NatGatewayId", "Name", "NetworkType", "Status", "SnatTableIds"],
             [
-                {
-                    "NatGatewayId": n.get("NatGatewayId"),
-                    "Name": n.get("Name"),
-                    "NetworkType": n.get("NetworkType"),
-                    "Status": n.get("Status"),
-                    "SnatTableIds": ", ".join(_snat_tables(n)),
-                }
+                [
+                    n.get("NatGatewayId"),
+                    n.get("Name"),
+                    n.get("NetworkType"),
+                    n.get("Status"),
+                    ", ".join(_snat_tables(n)),
+                ]
                 for n in self.nat_gateways
             ],
-            columns=["NatGatewayId", "Name", "NetworkType", "Status", "SnatTableIds"],
+            empty=f"no NAT gateway in {vpc_id}",
         )
-        eip = pd.DataFrame(
+        eip = Table(
+            ["NatGatewayId", "AllocationId", "IpAddress", "Status"],
             [
-                {
-                    "NatGatewayId": nat_id,
-                    "AllocationId": e.get("AllocationId"),
-                    "IpAddress": e.get("IpAddress"),
-                    "Status": e.get("Status"),
-                }
+                [nat_id, e.get("AllocationId"), e.get("IpAddress"), e.get("Status")]
                 for nat_id, rows in self.eips.items()
                 for e in rows
             ],
-            columns=["NatGatewayId", "AllocationId", "IpAddress", "Status"],
+            empty="no EIP bound to an Internet NAT gateway",
         )
-        snat = pd.DataFrame(
+        snat = Table(
+            ["SnatEntryId", "Name", "Source", "SnatIp", "Status"],
             [
-                {
-                    "SnatEntryId": s.get("SnatEntryId"),
-                    "Name": s.get("SnatEntryName"),
-                    "Source": s.get("SourceVSwitchId") or s.get("SourceCIDR"),
-                    "SnatIp": s.get("SnatIp"),
-                    "Status": s.get("Status"),
-                }
+                [
+                    s.get("SnatEntryId"),
+                    s.get("SnatEntryName"),
+                    s.get("SourceVSwitchId") or s.get("SourceCIDR"),
+                    s.get("SnatIp"),
+                    s.get("Status"),
+                ]
                 for s in self.snat_entries
             ],
-            columns=["SnatEntryId", "Name", "Source", "SnatIp", "Status"],
-        )
-        vpc = pd.DataFrame(
-            [{k: (self.vpc or {}).get(k) for k in ("VpcId", "VpcName", "CidrBlock", "Status")}]
+            empty="no SNAT entries yet: 03-configure-snat adds the gateway's",
         )
         return {
             "cluster": cluster,
@@ -157,6 +174,10 @@ class Facts:
             "eips": eip,
             "snat_entries": snat,
         }
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """One DataFrame per fact table (:meth:`to_tables` for code)."""
+        return {name: t.to_frame() for name, t in self.to_tables().items()}
 
 
 def _snat_tables(nat: dict[str, Any]) -> list[str]:
@@ -214,13 +235,21 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
     p = session.params
     out: list[Check] = []
     state = f.cluster.get("state")
-    out.append(Check("cluster running", state == "running", f"{p.cluster_id} state is {state}"))
+    out.append(
+        Check(
+            "cluster running",
+            state == "running",
+            f"{p.cluster_id} state is {state}",
+            fix=f"wait until the cluster is running (ACK console), then {AGAIN}",
+        )
+    )
     major_minor = _version_tuple(f.kubernetes_version)
     out.append(
         Check(
             "kubernetes >= 1.18",
             major_minor >= (1, 18),
             f"API server reports {f.kubernetes_version or 'no version'}",
+            fix=f"upgrade the cluster to Kubernetes 1.18 or later (ACK console), then {AGAIN}",
         )
     )
     in_vpc = {v.get("VSwitchId") for v in f.vswitches}
@@ -232,6 +261,7 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
                 f"vSwitch {vsw} in the cluster's VPC",
                 ok,
                 f"found in {vpc_id}" if ok else f"{vsw} is not a vSwitch of {vpc_id}",
+                fix=f"set gateway.vswitches to vSwitches of {vpc_id} (the vSwitches table above)",
             )
         )
     shared = sorted(set(p.gateway.vswitches) & set(f.node_vswitches))
@@ -244,6 +274,7 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
             else f"{', '.join(shared)} also hosts nodes: its SNAT entry gives every pod there "
             "direct internet access, bypassing the egress gateway",
             level="warning",
+            fix=f"create a vSwitch for the gateway alone in {vpc_id}; set gateway.vswitches to it",
         )
     )
     internet = f.internet_nat_gateways
@@ -257,7 +288,10 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
         out.append(Check("Internet NAT gateway", True, f"{nat_id} in {vpc_id}"))
         out.append(
             Check(
-                "EIP bound to the NAT gateway", bool(ips), ", ".join(ips) or f"{nat_id} has no EIP"
+                "EIP bound to the NAT gateway",
+                bool(ips),
+                ", ".join(ips) or f"{nat_id} has no EIP",
+                fix=f"bind an EIP to {nat_id} (VPC console), then {AGAIN}",
             )
         )
         if p.snat.snat_ip:
@@ -266,6 +300,8 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
                     "snat.snat_ip is an EIP of the NAT gateway",
                     p.snat.snat_ip in ips,
                     f"{p.snat.snat_ip} among {', '.join(ips) or 'none'}",
+                    fix=f"set snat.snat_ip to one of {', '.join(ips) or 'its EIPs'}, "
+                    "or to null for the first",
                 )
             )
     else:
@@ -275,7 +311,12 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
             else f"several Internet NAT gateways ({', '.join(map(str, ids))}): "
             "set snat.nat_gateway_id"
         )
-        out.append(Check("Internet NAT gateway", False, detail))
+        fix = (
+            f"create an Internet NAT gateway with an EIP in {vpc_id} (VPC console), then {AGAIN}"
+            if not internet
+            else f"set snat.nat_gateway_id to one of {', '.join(map(str, ids))}"
+        )
+        out.append(Check("Internet NAT gateway", False, detail, fix=fix))
     out.append(
         Check(
             "Alibaba Cloud permissions",
@@ -305,6 +346,10 @@ def permission_checks(session: Session) -> list[Check]:
                 f"{', '.join(verbs)} allowed{where}"
                 if not missing
                 else f"missing verbs {', '.join(missing)} on {full}{where}",
+                fix=f"bind a Role with these verbs in namespace {namespace} to the kube "
+                "context's user"
+                if namespace
+                else "bind a ClusterRole with these verbs to the kube context's user",
             )
         )
     return out
@@ -336,19 +381,32 @@ def checks(session: Session, f: Facts | None = None) -> list[Check]:
     return cloud_checks(session, f or facts(session)) + permission_checks(session)
 
 
+def checks_table(found: list[Check]) -> Table:
+    """Checks to read: ✓, ⚠ warning or ✗ error, and the fix of each failed one."""
+    rows = [[c.mark, c.name, c.detail, "" if c.ok else c.fix] for c in found]
+    if all(c.ok for c in found):
+        return Table(["Result", "Check", "Detail"], [r[:3] for r in rows], empty="no checks")
+    return Table(["Result", "Check", "Detail", "Fix"], rows)
+
+
 def checks_frame(found: list[Check]) -> pd.DataFrame:
-    """Checks as a DataFrame (Check, OK, Level, Detail)."""
+    """Checks as a DataFrame (Check, OK, Level, Detail, Fix)."""
     frame: pd.DataFrame = pd.DataFrame(
-        [[c.name, c.ok, c.level, c.detail] for c in found],
-        columns=["Check", "OK", "Level", "Detail"],
+        [[c.name, c.ok, c.level, c.detail, c.fix] for c in found],
+        columns=["Check", "OK", "Level", "Detail", "Fix"],
     )
     return frame
 
 
-def _mark(c: Check) -> str:
+# How a check's outcome starts its plan detail; failed_checks reads the blocking ones back.
+_BLOCKING = "✗ error: "
+
+
+def _plan_detail(c: Check) -> str:
     if c.ok:
-        return "ok: "
-    return "FAILED: " if c.level == "error" else "warning: "
+        return f"✓ {c.detail}"
+    fix = f"; fix: {c.fix}" if c.fix else ""
+    return f"{c.mark}: {c.detail}{fix}"
 
 
 def plan(session: Session) -> Plan:
@@ -356,7 +414,7 @@ def plan(session: Session) -> Plan:
     found = checks(session)
     return Plan(
         STEP,
-        [Change("check", "Check", c.name, _mark(c) + c.detail) for c in found],
+        [Change("check", "Check", c.name, _plan_detail(c)) for c in found],
         [f"{c.name}: {c.detail}" for c in found if not c.ok and c.level == "warning"],
     )
 
@@ -364,21 +422,40 @@ def plan(session: Session) -> Plan:
 def failed_checks(plan: Plan) -> str:
     """The failed error-level checks of a preflight plan, as one line ("" when none)."""
     return "; ".join(
-        f"{c.name}: {c.detail.removeprefix('FAILED: ')}"
+        f"{c.name}: {c.detail.removeprefix(_BLOCKING)}"
         for c in plan.changes
-        if c.detail.startswith("FAILED: ")
+        if c.detail.startswith(_BLOCKING)
     )
 
 
+def summary(found: list[Check]) -> str:
+    """One line: how many checks passed, failed and warned."""
+    failed = sum(c.blocking for c in found)
+    warned = sum(not c.ok and c.level == "warning" for c in found)
+    parts = [f"{len(found) - failed - warned} of {len(found)} checks passed"]
+    if failed:
+        parts.append(f"{failed} failed ✗")
+    if warned:
+        parts.append(f"{warned} warning(s) ⚠")
+    return ", ".join(parts)
+
+
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Run every check; raise :class:`PreconditionFailed` listing the failed ones."""
+    """Run every check; raise :class:`PreconditionFailed` naming the failed ones.
+
+    The notebook shows the checks table just above, so neither the result nor the error
+    repeats it: they say how many passed or failed, and the error names the failed ones.
+    """
     f = facts(session)
     found = checks(session, f)
-    failed = [c for c in found if not c.ok and c.level == "error"]
+    failed = [c for c in found if c.blocking]
     warnings = [f"{c.name}: {c.detail}" for c in found if not c.ok and c.level == "warning"]
     if failed:
-        lines = "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
-        raise PreconditionFailed(f"{len(failed)} preflight check(s) failed:\n{lines}")
+        names = ", ".join(c.name for c in failed)
+        raise PreconditionFailed(
+            f"{summary(found)}; each ✗ in the checks table above says how to fix it: {names}"
+        )
     tables = {"checks": checks_frame(found), **f.to_frames()}
-    changes = [Change("check", "Check", c.name, c.detail) for c in found]
-    return StepResult(STEP, changes, [], tables, warnings)
+    changes = [Change("check", "Check", c.name, _plan_detail(c)) for c in found]
+    done = f"{summary(found)} (the checks table above); nothing changed"
+    return StepResult(STEP, changes, [], tables, warnings, summary=done)

@@ -20,7 +20,8 @@ from egress_lib.errors import CloudApiError, PreconditionFailed, StepFailed
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.resources import NatGateway, SnatEntry
-from egress_lib.steps._common import carry_out, plan_or_refuse, rows_frame
+from egress_lib.steps._common import carry_out, plan_or_refuse, rows_table
+from egress_lib.tables import Table
 from egress_lib.waiting import poll
 
 if TYPE_CHECKING:
@@ -327,10 +328,16 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     return carry_out(session, plan, _make_plan if given else None, run)
 
 
+def snat_table(session: Session) -> Table:
+    """The NAT gateway's whole SNAT table, to read."""
+    nat = discover(session)
+    rows = inventory.snat_entries(session, nat.snat_table_id)
+    return rows_table(rows, SNAT_FIELDS, empty=f"{nat.snat_table_id} has no SNAT entries")
+
+
 def snat_frame(session: Session) -> pd.DataFrame:
     """The NAT gateway's whole SNAT table as a DataFrame."""
-    nat = discover(session)
-    return rows_frame(inventory.snat_entries(session, nat.snat_table_id), SNAT_FIELDS)
+    return snat_table(session).to_frame()
 
 
 def entries_to_delete(session: Session) -> list[Change]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from egress_lib import kube, ownership
+from egress_lib import kube, ownership, remedies
 from egress_lib.errors import KubernetesApiError, PreconditionFailed, StepFailed
 from egress_lib.kinds import REQUEST_TIMEOUT
 from egress_lib.kube import k8s_errors
@@ -25,6 +25,7 @@ from egress_lib.parameters import Destination
 from egress_lib.plan import RUN_DIR_ENV, Change, Plan, StepResult
 from egress_lib.steps._common import carry_out, plan_or_refuse
 from egress_lib.steps.ingress import ClbAddress, current_addresses, wait_for_clb_address
+from egress_lib.tables import Table, mark
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -119,12 +120,16 @@ class VerifyResult:
     rows: list[VerifyRow] = field(default_factory=list)
     # False in a plan-only notebook run: no pod was started, so nothing passed or failed.
     ran: bool = True
+    # What a failure's remedy names: the vSwitches step 03 gives SNAT entries, and their name.
+    gateway_vswitches: list[str] = field(default_factory=list)
+    snat_entry_name: str = ""
 
     @property
     def ok(self) -> bool:
         return bool(self.rows) and all(r.ok for r in self.rows)
 
     def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (:data:`COLUMNS`), for code."""
         frame: pd.DataFrame = pd.DataFrame(
             [
                 [r.destination, r.url, r.status, r.seconds, r.remote, r.ok, r.detail]
@@ -133,6 +138,29 @@ class VerifyResult:
             columns=COLUMNS,
         )
         return frame
+
+    def to_table(self) -> Table:
+        """The rows to read: ✓ or ✗ error, and for each ✗ what to check."""
+        columns = ["Result", "Destination", "URL", "HTTP status", "Time (s)", "Remote address"]
+        failed = any(not r.ok for r in self.rows)
+        rows = [
+            [mark(r.ok), r.destination, r.url, r.status, r.seconds, r.remote, r.detail]
+            + ([fix_for(r)] if failed else [])
+            for r in self.rows
+        ]
+        columns += ["Detail", "Fix"] if failed else ["Detail"]
+        empty = "not run: the plan was not applied" if not self.ran else "no destinations"
+        return Table(columns, rows, empty=empty)
+
+    def __str__(self) -> str:
+        return str(self.to_table())
+
+    def __repr__(self) -> str:
+        # Notebooks show this as text/plain: the table, not the dataclass fields.
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.to_table()._repr_html_()
 
     def records(self) -> list[dict[str, Any]]:
         """Plain rows, for ``egress-runbook run``'s summary table."""
@@ -165,9 +193,32 @@ class VerifyResult:
             return
         if bad:
             lines = "\n".join(f"  - {r.destination} ({r.url}): {r.detail}" for r in bad)
+            no_way_out = any(r.status == 503 for r in bad)
             raise StepFailed(
-                f"{len(bad)} destination(s) not reachable through the gateway:\n{lines}"
+                f"{len(bad)} destination(s) not reachable through the gateway:\n{lines}",
+                remedy=remedies.verify_503(self.gateway_vswitches, self.snat_entry_name)
+                if no_way_out
+                else remedies.verify_failed(),
             )
+
+
+def fix_for(row: VerifyRow) -> str:
+    """What to check when a destination failed, naming the step that sets it up."""
+    if row.ok:
+        return ""
+    if row.status is None:
+        return (
+            "no answer from the CLB address: check that the MseIngressConfig is Listening "
+            "(02-create-gateway) and the Ingress address (05-ingress-routes)"
+        )
+    if row.status == 404:
+        return "no route for this host and path: run 05-ingress-routes (and 04-external-services)"
+    if row.status in (502, 503, 504):
+        return (
+            "the gateway could not reach the destination: check the SNAT entry for the gateway "
+            "vSwitch (run 03-configure-snat)"
+        )
+    return "the destination answered with an error: check destinations[].path and port"
 
 
 def _is_ip(text: str) -> bool:
@@ -254,7 +305,9 @@ def verify(session: Session, addresses: list[ClbAddress] | None = None) -> Verif
     """Check every destination through its Ingress's CLB address."""
     p = session.params
     by_ingress = {a.ingress: a for a in (addresses or wait_for_clb_address(session))}
-    result = VerifyResult()
+    result = VerifyResult(
+        gateway_vswitches=list(p.gateway.vswitches), snat_entry_name=p.snat.entry_name
+    )
     for dest in p.destinations:
         result.rows.append(check_destination(session, dest, by_ingress[dest.ingress]))
     return result

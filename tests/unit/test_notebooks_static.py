@@ -102,3 +102,46 @@ def test_an_injected_key_the_schema_does_not_know_is_named() -> None:
     with pytest.raises(ParameterError) as err:
         Parameters.from_namespace(ns)
     assert "gatway" in str(err.value) and "did you mean 'gateway'" in str(err.value)
+
+
+def _outputs_text(cell: nbformat.NotebookNode) -> str:
+    return "".join(
+        str(o.get("text", "")) + "".join(str(v) for v in (o.get("data") or {}).values())
+        for o in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_only_for_the_regression_test_are_collapsed_in_lab(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "nbval-only" in cell.metadata.get("tags", []):
+            assert cell.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
+
+
+def test_the_verify_columns_cell_is_tagged_nbval_only() -> None:
+    nb = nbformat.read(REPO / "notebooks" / "06-verify.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if ".select(" in c.source]
+    assert "nbval-only" in cell.metadata["tags"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_tables_are_the_runbooks_not_pandas_frames(path: Path) -> None:
+    # pandas frames right-align, show the 0..N index and cut long text with "...".
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        assert 'class="dataframe"' not in _outputs_text(cell), cell.source
+
+
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [
+        ("00-preflight", "RBAC services"),  # the checks
+        ("03-configure-snat", "SnatEntryId"),  # the SNAT table (plan-only: the one before)
+        ("02-create-gateway", "LoadBalancerId"),  # the CLB table
+    ],
+)
+def test_each_table_is_shown_once(name: str, marker: str) -> None:
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    showing = [c.source for c in nb.cells if marker in _outputs_text(c)]
+    assert len(showing) == 1, showing

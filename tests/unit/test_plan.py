@@ -33,6 +33,7 @@ def test_frame_columns_and_rows() -> None:
         "egress-gateway",
         "server dry run passed",
     ]
+    assert sample().to_table().rows[0] == tuple(df.iloc[0].tolist())  # what notebooks show
 
 
 def test_text_table() -> None:

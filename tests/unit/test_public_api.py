@@ -73,9 +73,17 @@ def test_names_the_notebooks_call_exist() -> None:
     names = {
         "egress_lib": ["Parameters", "connect", "notebook", "steps", "yaml_block"],
         "egress_lib.notebook": ["apply", "verify"],
-        "egress_lib.steps.preflight": ["facts", "checks", "checks_frame", "plan", "apply"],
-        "egress_lib.steps.gateway": ["clb_frame", "plan", "apply"],
-        "egress_lib.steps.snat": ["snat_frame", "plan", "apply"],
+        "egress_lib.steps.preflight": [
+            "facts",
+            "checks",
+            "checks_table",
+            "checks_frame",
+            "plan",
+            "apply",
+        ],
+        "egress_lib.steps.controller": ["addon_table", "cluster_objects", "plan", "apply"],
+        "egress_lib.steps.gateway": ["clb_table", "clb_frame", "plan", "apply"],
+        "egress_lib.steps.snat": ["snat_table", "snat_frame", "plan", "apply"],
         "egress_lib.steps.ingress": ["wait_for_clb_address", "address_frame", "plan", "apply"],
         "egress_lib.steps.verify": ["plan", "run", "apply"],
     }
@@ -84,5 +92,6 @@ def test_names_the_notebooks_call_exist() -> None:
         for attr in attrs:
             assert hasattr(module, attr), f"{module_name}.{attr}"
     assert callable(egress_lib.Parameters.from_namespace)
-    for method in ("save", "to_frame", "raise_for_failures"):
+    for method in ("save", "to_frame", "to_table", "raise_for_failures"):
         assert callable(getattr(egress_lib.VerifyResult, method))
+    assert callable(egress_lib.Facts.to_tables) and callable(egress_lib.StepResult.table)

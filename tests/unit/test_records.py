@@ -23,14 +23,12 @@ from egress_lib.records import (
     KILLED_MESSAGE,
     RunRecord,
     find_run,
-    format_run,
-    format_runs,
     list_runs,
     mark_killed,
     new_run,
     scrub,
-    write_summary,
 )
+from egress_lib.run_reports import format_run, format_runs, write_summary
 
 PARAMS: dict[str, object] = {"cluster_name": "demo", "region": "cn-hangzhou", "approve": False}
 REAL_GIT_REVISION = records.git_revision

@@ -1,0 +1,237 @@
+"""What the operator should do next, per kind of failure: the texts errors carry as ``remedy``.
+
+Plain functions of the facts an error has (codes, names, parameters), so that each text is
+tested on its own and :mod:`egress_lib.errors` stays a tree of classes. Nothing here may quote
+a secret: credential sources are described by where they come from and a masked ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SAFE_TO_RERUN = (
+    "Re-running the step is safe: every step is idempotent, and its plan shows what is "
+    "already done."
+)
+
+# Flow control and "try later" answers: the codes egress_lib.cloud.RETRY_POLICY retries (a
+# unit test keeps the two in step); any other Throttling.* code and any 5xx count too.
+THROTTLING_CODES = frozenset(
+    {"ServiceUnavailable", "Throttling", "Throttling.User", "Throttling.Api", "InternalError"}
+)
+# The caller is not who it claims to be, or its credentials are stale.
+CREDENTIAL_PREFIXES = (
+    "InvalidAccessKeyId",
+    "InvalidAccessKeySecret",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+    "InvalidBearerToken",
+)
+CREDENTIAL_WHY = {
+    "InvalidAccessKeyId": "the AccessKey ID is not known (deleted, disabled, or of another "
+    "account or site)",
+    "InvalidAccessKeySecret": "the AccessKey secret is wrong",
+    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID",
+    "IncompleteSignature": "the request was not signed as the API expects",
+    "InvalidSecurityToken": "the STS token is expired, malformed or not issued for this AccessKey",
+    "InvalidBearerToken": "the bearer token is unknown or expired",
+}
+# The caller is known but not allowed. Forbidden.RAM is the documented code; the others are
+# spellings seen in other products [UNCONFIRMED for VPC/SLB/CS]; 403 Forbidden.* counts too.
+PERMISSION_CODES = frozenset(
+    {
+        "Forbidden.RAM",
+        "Forbidden.NoPermission",
+        "NoPermission",
+    }
+)
+
+# RAM actions that are not "<product>:<API action>" (shared/reference/real-cloud.md §6).
+RAM_ACTIONS = {("cs", "DescribeClusterAddonsVersion"): "cs:Queryk8sComponentsUpdateVersion"}
+# (read-only, full) system policy per RAM service. Names from Alibaba Cloud's help pages;
+# whether a ReadOnly policy covers non-Describe reads (cs:Query*, cs:ListAddons) is a guess,
+# so reads name both.
+SYSTEM_POLICIES = {
+    "vpc": ("AliyunVPCReadOnlyAccess", "AliyunVPCFullAccess"),
+    "slb": ("AliyunSLBReadOnlyAccess", "AliyunSLBFullAccess"),
+    "cs": ("AliyunCSReadOnlyAccess", "AliyunCSFullAccess"),
+    "mse": ("AliyunMSEReadOnlyAccess", "AliyunMSEFullAccess"),
+}
+_READ_VERBS = ("Describe", "List", "Get", "Query")
+
+
+def ram_action(product: str, action: str) -> str:
+    """The RAM action that authorizes ``product``'s API ``action``, e.g. ``vpc:CreateSnatEntry``."""
+    return RAM_ACTIONS.get((product, action), f"{product}:{action}")
+
+
+def system_policy(auth_action: str) -> str:
+    """The system policy (or policies) that grant ``auth_action``; '' for an unknown service."""
+    service, _, name = auth_action.partition(":")
+    policies = SYSTEM_POLICIES.get(service.lower())
+    if policies is None:
+        return ""
+    read_only, full = policies
+    if name.startswith(_READ_VERBS):
+        return f"{read_only} (or {full})"
+    return full
+
+
+def is_throttling(code: str | None, status: int | None) -> bool:
+    return (
+        (code or "") in THROTTLING_CODES
+        or (code or "").startswith("Throttling")
+        or (status is not None and status >= 500)
+    )
+
+
+def is_credential(code: str | None) -> bool:
+    return (code or "").startswith(CREDENTIAL_PREFIXES)
+
+
+def is_permission(code: str | None, status: int | None, auth_action: str | None) -> bool:
+    code = code or ""
+    return (
+        bool(auth_action)
+        or code in PERMISSION_CODES
+        or "NoPermission" in code
+        or (status == 403 and code.startswith("Forbidden"))
+    )
+
+
+def throttled(recommend: str | None) -> str:
+    """Throttling or 5xx: the SDK retried with backoff; a later re-run is safe."""
+    link = f" Alibaba Cloud's advice for this RequestId: {recommend}" if recommend else ""
+    return (
+        "The API is limiting calls or failed on its side, and still did after egress_lib's "
+        "retries with backoff. Wait a minute, then re-run the step: re-running is safe, every "
+        "step is idempotent and its plan shows what is already done." + link
+    )
+
+
+def permission(
+    product: str,
+    action: str,
+    auth_action: str | None,
+    principal: str | None,
+    credential_source: str | None,
+) -> str:
+    """Forbidden.RAM and alike: the RAM action denied and the system policy that grants it."""
+    wanted = auth_action or ram_action(product, action)
+    source = credential_source or "the credentials in use"
+    who = f"RAM identity {principal} ({source})" if principal else source
+    policy = system_policy(wanted)
+    grant = (
+        f"the system policy {policy} to it (or a custom policy that allows {wanted})"
+        if policy
+        else f"a policy that allows {wanted} to it"
+    )
+    return (
+        f"The RAM action {wanted} was denied to {who}. Ask a RAM administrator to attach "
+        f"{grant}, then re-run the step: re-running is safe, its plan shows what is done."
+    )
+
+
+def credentials(code: str, credential_source: str | None) -> str:
+    """A wrong or expired AccessKey/STS token: say where the credentials came from."""
+    why = next((w for p, w in CREDENTIAL_WHY.items() if code.startswith(p)), "")
+    source = credential_source or "the default credential chain"
+    return (
+        f"Alibaba Cloud refused the credentials{': ' + why if why else ''}. They came from "
+        f"{source}. Fix or renew them there (never in the parameters), then re-run from the "
+        "connect cell."
+    )
+
+
+def for_cloud_error(
+    product: str,
+    action: str,
+    code: str | None,
+    status: int | None,
+    *,
+    auth_action: str | None = None,
+    principal: str | None = None,
+    credential_source: str | None = None,
+    connection: bool = False,
+    message: str = "",
+    recommend: str | None = None,
+) -> str | None:
+    """The remedy for one failed OpenAPI call; None: the class default fits."""
+    if connection:
+        if "credential" in message.lower():
+            return (
+                f"No credentials could be loaded for the OpenAPI call (from "
+                f"{credential_source or 'the default credential chain'}). Provide them: "
+                "ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET, an `aliyun configure` profile, RRSA or "
+                "an ECS RAM role; then re-run from the connect cell."
+            )
+        return (
+            "The OpenAPI endpoint gave no usable answer: check the network path to it (proxy, "
+            "DNS, VPC endpoint); for the sandbox, `egress-sandbox status`. Then re-run the "
+            "step: re-running is safe."
+        )
+    if code and code.startswith("InvalidTimeStamp"):
+        return "This machine's clock is off by more than 15 minutes: sync it (NTP), then re-run."
+    if is_credential(code):
+        return credentials(code or "", credential_source)
+    if is_permission(code, status, auth_action):
+        return permission(product, action, auth_action, principal, credential_source)
+    if is_throttling(code, status):
+        return throttled(recommend)
+    return None
+
+
+def mse_failed(name: str) -> str:
+    """A Failed MseIngressConfig: the controller does not retry it; delete, fix, re-run 02."""
+    return (
+        f"A Failed MseIngressConfig stays Failed: re-running 02 fails the same way. Fix the "
+        f"cause its message and Events name, then delete it with `kubectl delete "
+        f"mseingressconfig {name}` (this also deletes the MSE gateway it created; the "
+        f"IngressClass can stay; 99-teardown removes everything the runbook made), and re-run "
+        f"02-create-gateway. `kubectl describe mseingressconfig {name}` shows the same Events."
+    )
+
+
+def gateway_wait(name: str, timeout: float) -> str:
+    """The gateway wait ran out: usually slow, sometimes stuck."""
+    return (
+        f"An MSE gateway usually takes 3-5 minutes. Re-run 02-create-gateway: it changes "
+        f"nothing and waits again for MseIngressConfig {name}. If it is only slow, raise "
+        f"timeouts.gateway_seconds (now {timeout:g}); the Events below (or `kubectl describe "
+        f"mseingressconfig {name}`) show what the controller is doing."
+    )
+
+
+def verify_503(vswitches: Sequence[str], entry_name: str) -> str:
+    """HTTP 503 through the gateway: it reached no upstream, most often for want of SNAT."""
+    names = ", ".join(vswitches) or "the gateway vSwitch"
+    return (
+        f"HTTP 503 from the gateway usually means it has no way out to the internet. Check the "
+        f"SNAT entry of step 03 (03-configure-snat) for the gateway vSwitch(es) {names}: an "
+        f"entry named {entry_name!r} must exist for each and be Available (03's SNAT table "
+        f"shows them). Run or re-run 03-configure-snat, then re-run 06-verify (it only starts "
+        f"temporary pods)."
+    )
+
+
+def verify_failed() -> str:
+    """Destinations failed for another reason than 503."""
+    return (
+        "Check the route (05-ingress-routes: host, path, backend protocol and port) and that "
+        "the destination answers from the internet, then re-run 06-verify: it only starts "
+        "temporary pods, so re-running is safe."
+    )
+
+
+def kube_context_missing(
+    context: str, kubeconfig: str, contexts: Sequence[str], current: str | None
+) -> str:
+    """kube_context names no context of the kubeconfig."""
+    listed = ", ".join(contexts) or "none"
+    now = f"; the current one is {current}" if current else ""
+    return (
+        f"Set kube_context to one of the contexts {kubeconfig} has ({listed}{now}), or to null "
+        f"for the current one; `kubectl config get-contexts --kubeconfig {kubeconfig}` lists "
+        "them. Then re-run the connect cell."
+    )
