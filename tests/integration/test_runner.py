@@ -97,6 +97,35 @@ def test_a_failing_step_is_named_and_the_run_exits_non_zero(
     assert [s["status"] for s in record["steps"]] == ["failed"]
 
 
+def test_a_step_that_fails_in_its_notebook_tells_the_terminal_what_to_do(
+    box: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The whole runbook (quick when an earlier test has run it), whose verify pod's create is
+    # refused (as RBAC would): the kernel's error box goes to the notebook, and its summary
+    # and remedy to the runner's terminal, prefixed with the step.
+    box.controls.add_fault(
+        {
+            "api": "k8s",
+            "action": "create",
+            "resource": "pods",
+            "code": "Forbidden",
+            "status": 403,
+            "count": 5,
+        }
+    )
+    try:
+        code = runbook_main(["run", str(PARAMS), "--approve", "--out", str(tmp_path)])
+    finally:
+        box.controls.clear_faults()
+    assert code == 1
+    captured = capfd.readouterr()
+    err = captured.err
+    assert "step 06-verify failed" in captured.out + err
+    assert "06 KubernetesApiError: " in err
+    assert "06 What to do: " in err
+    assert "06 What to do: " in err and "re-run the step" in err
+
+
 def test_bad_parameters_are_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
