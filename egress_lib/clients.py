@@ -1,4 +1,4 @@
-"""Connect to the target: Kubernetes API clients plus the VPC, SLB and CS SDK clients.
+"""Connect to the target: Kubernetes API clients plus the VPC, SLB, CS, MSE and RAM SDK clients.
 
 The sandbox is found only through the files it writes (``sandbox.json``, ``kubeconfig``),
 the same way a real cluster is found through a kubeconfig and a credential chain.
@@ -17,6 +17,7 @@ from typing import Any
 
 from egress_lib import remedies
 from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, register_client, retry_options
+from egress_lib.endpoints import SERVICES, OpenApiService
 from egress_lib.errors import TargetUnavailable
 from egress_lib.parameters import Parameters
 
@@ -111,6 +112,8 @@ class Session:
     vpc: Any = field(repr=False)
     slb: Any = field(repr=False)
     cs: Any = field(repr=False)
+    mse: Any = field(repr=False)
+    ram: Any = field(repr=False)
     target_description: str = ""
     # Where the OpenAPI credentials come from (no secret): errors about them name it.
     credential_source: str = ""
@@ -219,12 +222,43 @@ def _missing_context(kubeconfig: str | None, context: str | None) -> TargetUnava
     )
 
 
-def connect(params: Parameters) -> Session:
-    """Build the clients for ``params.target``; no API call is made here."""
+def openapi_clients(params: Parameters, common: Mapping[str, Any]) -> dict[OpenApiService, Any]:
+    """The VPC, SLB, CS, MSE and RAM SDK clients; building them makes no API call.
+
+    ``common`` holds the Config keys every client shares (region, timeouts, credentials and,
+    for the sandbox, its one endpoint). For target aliyun ``params.endpoints`` overrides a
+    client's endpoint; the others keep the SDK's own choice: regional (VPC, CS, MSE), mostly
+    central (SLB) or global (RAM), from the SDK's endpoint map.
+    """
     from alibabacloud_cs20151215.client import Client as CsClient
+    from alibabacloud_mse20190531.client import Client as MseClient
+    from alibabacloud_ram20150501.client import Client as RamClient
     from alibabacloud_slb20140515.client import Client as SlbClient
     from alibabacloud_tea_openapi.models import Config
     from alibabacloud_vpc20160428.client import Client as VpcClient
+
+    classes: dict[OpenApiService, Any] = {
+        "vpc": VpcClient,
+        "slb": SlbClient,
+        "cs": CsClient,
+        "mse": MseClient,
+        "ram": RamClient,
+    }
+    # The parameters refuse endpoints for the sandbox; checked again so a hand-built
+    # Parameters cannot send the sandbox's AccessKey to a real endpoint.
+    overrides = params.endpoints.overrides() if params.target == "aliyun" else {}
+    out: dict[OpenApiService, Any] = {}
+    for service in SERVICES:
+        keys = dict(common)
+        if service in overrides:
+            keys["endpoint"] = overrides[service]
+        # One Config per client: the SDK clients keep a reference and may adjust it.
+        out[service] = classes[service](Config(**keys, retry_options=retry_options()))
+    return out
+
+
+def connect(params: Parameters) -> Session:
+    """Build the clients for ``params.target``; no API call is made here."""
     from kubernetes import client as k8s
     from kubernetes import config as _k8s_config
 
@@ -255,12 +289,14 @@ def connect(params: Parameters) -> Session:
         kubeconfig = params.kubeconfig  # None = the client's default location
         # The default chain: env vars, ~/.aliyun/config.json, ECS RAM role, RRSA (OIDC).
         common["credential"] = CredentialClient()
-        cloud_text = "OpenAPI default endpoints, credentials from the default chain"
+        overrides = params.endpoints.overrides()
+        named = ", ".join(f"{k} {v}" for k, v in overrides.items())
+        cloud_text = (
+            f"OpenAPI endpoints {named} (the others the SDK's default)"
+            if overrides
+            else "OpenAPI default endpoints"
+        ) + ", credentials from the default chain"
         source = default_chain_source()
-
-    def config() -> Any:
-        # One Config per client: the SDK clients keep a reference and may adjust it.
-        return Config(**common, retry_options=retry_options())
 
     try:
         api_client = k8s_config.new_client_from_config(
@@ -278,8 +314,9 @@ def connect(params: Parameters) -> Session:
         f"target={params.target} region={params.region_id} cluster={params.cluster_id}; "
         f"Kubernetes {host} ({ctx}); {cloud_text}"
     )
-    vpc, slb, cs = VpcClient(config()), SlbClient(config()), CsClient(config())
-    for client in (vpc, slb, cs):
+    clients = openapi_clients(params, common)
+    vpc, slb, cs, mse, ram = (clients[s] for s in SERVICES)
+    for client in clients.values():
         register_client(client, source)
     return Session(
         params=params,
@@ -293,6 +330,8 @@ def connect(params: Parameters) -> Session:
         vpc=vpc,
         slb=slb,
         cs=cs,
+        mse=mse,
+        ram=ram,
         target_description=description,
         credential_source=source,
     )

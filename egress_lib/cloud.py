@@ -13,7 +13,7 @@ from egress_lib.errors import CloudApiError
 
 log = logging.getLogger("egress_lib.cloud")
 
-Product = Literal["vpc", "slb", "cs"]
+Product = Literal["vpc", "slb", "cs", "mse", "ram"]
 
 # tea-openapi 0.4.x ignores RuntimeOptions(autoretry=...); only Config.retry_options retries
 # (reference D8). Throttling and 5xx are retried; CreateSnatEntry is safe to retry because

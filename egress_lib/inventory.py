@@ -1,4 +1,4 @@
-"""Read-only Alibaba Cloud look-ups (cluster, VPC, vSwitches, NAT, EIPs, SNAT, CLBs).
+"""Read-only Alibaba Cloud look-ups (cluster, node pools, VPC, routes, NAT, EIPs, SNAT, CLBs).
 
 Results are the SDK bodies' ``to_map()`` dicts, i.e. the wire keys (CamelCase for VPC and
 SLB, snake_case for CS). Every list (Describe*s) call is paged to the end.
@@ -66,6 +66,12 @@ LIST_ACTIONS: dict[str, tuple[Product, str, str, str]] = {
         "SnatTableEntry",
     ),
     "DescribeLoadBalancers": ("slb", "describe_load_balancers", "LoadBalancers", "LoadBalancer"),
+    "DescribeRouteTableList": (
+        "vpc",
+        "describe_route_table_list",
+        "RouterTableList",
+        "RouterTableListType",
+    ),
 }
 
 
@@ -141,6 +147,63 @@ def load_balancers(session: Session, **filters: str) -> list[Row]:
     from alibabacloud_slb20140515 import models as m
 
     return describe_all(session, "DescribeLoadBalancers", m.DescribeLoadBalancersRequest, **filters)
+
+
+def node_pools(session: Session) -> list[Row]:
+    """CS DescribeClusterNodePools for ``params.cluster_id`` (snake_case rows)."""
+    from alibabacloud_cs20151215 import models as m
+
+    body = call(
+        "cs",
+        "DescribeClusterNodePools",
+        session.cs.describe_cluster_node_pools,
+        session.params.cluster_id,
+        m.DescribeClusterNodePoolsRequest(),
+    )
+    return list(_to_map(body).get("nodepools") or [])
+
+
+def node_vswitch_ids(pools: list[Row]) -> list[str]:
+    """The nodes' vSwitches: every node pool's ``scaling_group.vswitch_ids``, in order."""
+    out: list[str] = []
+    for pool in pools:
+        for vsw in (pool.get("scaling_group") or {}).get("vswitch_ids") or []:
+            if vsw not in out:
+                out.append(str(vsw))
+    return out
+
+
+def route_tables(session: Session, vpc_id: str) -> list[Row]:
+    """The VPC's route tables (System and Custom), each with the vSwitches it serves."""
+    from alibabacloud_vpc20160428 import models as m
+
+    return describe_all(
+        session, "DescribeRouteTableList", m.DescribeRouteTableListRequest, vpc_id=vpc_id
+    )
+
+
+def route_entries(session: Session, route_table_id: str, **filters: str) -> list[Row]:
+    """The table's routes; this action pages by NextToken, not by page number."""
+    from alibabacloud_vpc20160428 import models as m
+
+    rows: list[Row] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        request = m.DescribeRouteEntryListRequest(
+            region_id=session.params.region_id,
+            route_table_id=route_table_id,
+            max_result=100,
+            next_token=token,
+            **filters,
+        )
+        body = _to_map(
+            call("vpc", "DescribeRouteEntryList", session.vpc.describe_route_entry_list, request)
+        )
+        rows.extend((body.get("RouteEntrys") or {}).get("RouteEntry") or [])
+        token = body.get("NextToken") or None
+        if token is None:
+            return rows
+    raise EgressError(f"vpc:DescribeRouteEntryList returned more than {MAX_PAGES} pages")
 
 
 def is_not_found(err: CloudApiError) -> bool:

@@ -19,6 +19,12 @@ MSE_VERSION = "v1alpha1"
 MSE_PLURAL = "mseingressconfigs"
 MSE_CONTROLLER = "mse.alibabacloud.com/ingress"
 BACKEND_PROTOCOL_ANNOTATION = "nginx.ingress.kubernetes.io/backend-protocol"
+# TLS server name (SNI) towards the backend: MSE reads the name only together with the switch
+# (https://www.alibabacloud.com/help/en/mse/user-guide/annotations-supported-by-mse-ingress-gateways).
+PROXY_SSL_NAME_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-ssl-name"
+PROXY_SSL_SERVER_NAME_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-ssl-server-name"
+# The Host header sent to the backend (same page); the gateway does not rewrite it by itself.
+UPSTREAM_VHOST_ANNOTATION = "nginx.ingress.kubernetes.io/upstream-vhost"
 
 Manifest = dict[str, Any]
 
@@ -103,16 +109,31 @@ def ingress(name: str, dests: list[Destination], p: Parameters) -> Manifest:
             }
         )
     metadata: dict[str, Any] = {"name": name, "namespace": p.namespace, "labels": labels(p)}
-    if dests[0].backend_protocol == "HTTPS":
-        # The gateway talks TLS to the external service; HTTP is the default, so no
-        # annotation is written for it (keeps the HTTP Ingress identical to the seed's).
-        metadata = {"annotations": {BACKEND_PROTOCOL_ANNOTATION: "HTTPS"}, **metadata}
+    annotations = ingress_annotations(dests[0])
+    if annotations:
+        metadata = {"annotations": annotations, **metadata}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": metadata,
         "spec": {"ingressClassName": p.gateway.ingress_class, "rules": rules},
     }
+
+
+def ingress_annotations(dest: Destination) -> dict[str, str]:
+    """The annotations of ``dest``'s Ingress (the parameters check that its group agrees)."""
+    out: dict[str, str] = {}
+    if dest.backend_protocol == "HTTPS":
+        # The gateway talks TLS to the external service; HTTP is the default, so no
+        # annotation is written for it (keeps the HTTP Ingress identical to the seed's).
+        out[BACKEND_PROTOCOL_ANNOTATION] = "HTTPS"
+    if dest.sni is not None:
+        # The name alone is not sent: the gateway sets SNI only when the switch is "on".
+        out[PROXY_SSL_NAME_ANNOTATION] = dest.sni
+        out[PROXY_SSL_SERVER_NAME_ANNOTATION] = "on"
+    if dest.upstream_vhost is not None:
+        out[UPSTREAM_VHOST_ANNOTATION] = dest.upstream_vhost
+    return out
 
 
 def ingresses(p: Parameters) -> list[Manifest]:

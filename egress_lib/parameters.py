@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as _ValidationError
 
+from egress_lib.endpoints import Endpoints
 from egress_lib.errors import ParameterError, Problem
 from egress_lib.validation_messages import (
     credential_problem,
@@ -46,6 +47,7 @@ from egress_lib.validators import (
     IPv4,
     NatGatewayId,
     RegionId,
+    ServerName,
     VSwitchId,
     looks_like_credential,
 )
@@ -101,7 +103,7 @@ class Snat(_Model):
         default=None, description="Internet NAT gateway of the VPC; null: the only one"
     )
     snat_ip: IPv4 | None = Field(
-        default=None, description="EIP of that NAT gateway used as source; null: its first EIP"
+        default=None, description="EIP of that NAT gateway as source; null: chosen by UsingStatus"
     )
     entry_name: StrictStr = Field(
         default="egress-gateway",
@@ -127,6 +129,16 @@ class Destination(_Model):
         description="Ingress of this rule; destinations sharing it form one Ingress; "
         "null: the destination's name",
     )
+    sni: ServerName | None = Field(
+        default=None,
+        description="TLS server name sent to the destination (HTTPS only; proxy-ssl-name "
+        "annotation); null: none",
+    )
+    upstream_vhost: ServerName | None = Field(
+        default=None,
+        description="Host header sent to the destination (upstream-vhost annotation); "
+        "null: the request's own",
+    )
 
     @property
     def ingress(self) -> str:
@@ -138,9 +150,10 @@ class Verify(_Model):
     """How the test pod reaches each destination through the gateway."""
 
     image: StrictStr = Field(
-        default="curlimages/curl:8.10.1",
+        default="registry-vpc.{region_id}.aliyuncs.com/egress-runbook/curl:8.10.1",
         min_length=1,
-        description="image of the test pod; must contain curl",
+        description="image of the test pod; must contain curl; {region_id} becomes region_id "
+        "(ACR's VPC endpoint: nodes pull it without internet)",
     )
     timeout_seconds: StrictInt = Field(
         default=60, ge=1, le=3600, description="curl --max-time per destination"
@@ -211,6 +224,11 @@ class Parameters(_Model):
     kube_context: StrictStr | None = Field(
         default=None, description="kubeconfig context; null: its current context"
     )
+    endpoints: Endpoints = Field(
+        default_factory=Endpoints,
+        description="OpenAPI host names (vpc, slb, cs, mse, ram) for target aliyun, e.g. VPC "
+        "endpoints; null: the SDK's default",
+    )
     namespace: DnsLabel = Field(
         default="default",
         description="namespace of the ExternalName Services, Ingresses and test pods",
@@ -261,6 +279,14 @@ class Parameters(_Model):
         ):
             return {**data, "region_id": SANDBOX_REGION_ID}
         return data
+
+    @model_validator(mode="after")
+    def _image_region(self) -> Parameters:
+        # The default image sits in the cluster region's VPC registry.
+        if "{region_id}" in self.verify.image:
+            image = self.verify.image.replace("{region_id}", self.region_id)
+            object.__setattr__(self, "verify", self.verify.model_copy(update={"image": image}))
+        return self
 
     def ingress_groups(self) -> dict[str, list[Destination]]:
         """Destinations grouped by the Ingress they share, in first-seen order."""

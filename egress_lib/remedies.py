@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from egress_lib.ram import ram_action
+
 SAFE_TO_RERUN = (
     "Re-running the step is safe: every step is idempotent, and its plan shows what is "
     "already done."
@@ -47,8 +49,6 @@ PERMISSION_CODES = frozenset(
     }
 )
 
-# RAM actions that are not "<product>:<API action>" (shared/reference/real-cloud.md §6).
-RAM_ACTIONS = {("cs", "DescribeClusterAddonsVersion"): "cs:Queryk8sComponentsUpdateVersion"}
 # (read-only, full) system policy per RAM service. Names from Alibaba Cloud's help pages;
 # whether a ReadOnly policy covers non-Describe reads (cs:Query*, cs:ListAddons) is a guess,
 # so reads name both.
@@ -59,11 +59,6 @@ SYSTEM_POLICIES = {
     "mse": ("AliyunMSEReadOnlyAccess", "AliyunMSEFullAccess"),
 }
 _READ_VERBS = ("Describe", "List", "Get", "Query")
-
-
-def ram_action(product: str, action: str) -> str:
-    """The RAM action that authorizes ``product``'s API ``action``, e.g. ``vpc:CreateSnatEntry``."""
-    return RAM_ACTIONS.get((product, action), f"{product}:{action}")
 
 
 def system_policy(auth_action: str) -> str:
@@ -212,6 +207,24 @@ def verify_503(vswitches: Sequence[str], entry_name: str) -> str:
         f"entry named {entry_name!r} must exist for each and be Available (03's SNAT table "
         f"shows them). Run or re-run 03-configure-snat, then re-run 06-verify (it only starts "
         f"temporary pods)."
+    )
+
+
+# Where MSE lets a domain name be a service of its own, resolved by the gateway's DNS
+# ("DNS domain" service source), instead of an ExternalName Service in the cluster.
+MSE_DNS_SERVICE_URL = "https://help.aliyun.com/en/mse/user-guide/create-service"
+
+
+def verify_all_503(vswitches: Sequence[str], entry_name: str) -> str:
+    """Every ExternalName route answered 503: SNAT first, then the ExternalName-as-alias case."""
+    return (
+        f"{verify_503(vswitches, entry_name)} If the SNAT entries are Available and every "
+        "route still answers 503, the gateway may not resolve ExternalName Services at all: "
+        "newer gateway versions (following Istio 1.21) treat an ExternalName Service as an "
+        "alias of another Service rather than a DNS name to resolve, so the route has no "
+        "upstream. If the MSE console shows the route's service without endpoints, add the "
+        "destination's domain to the gateway as a service of the DNS-domain service source "
+        f"gateway and route to that service instead ({MSE_DNS_SERVICE_URL})."
     )
 
 

@@ -47,6 +47,24 @@ class SnatEntry:
 
 
 @dataclass(frozen=True)
+class NatIp:
+    """One EIP of a NAT gateway as DescribeNatGateways lists it (``IpLists.IpList[]``)."""
+
+    ip_address: str
+    allocation_id: str
+    # UsedBySnatTable | UsedByForwardTable | UsedByForwardSnatTable | Idle ("" if not given).
+    using_status: str
+
+    @classmethod
+    def from_wire(cls, row: dict[str, Any]) -> NatIp:
+        return cls(
+            ip_address=_s(row, "IpAddress"),
+            allocation_id=_s(row, "AllocationId"),
+            using_status=_s(row, "UsingStatus"),
+        )
+
+
+@dataclass(frozen=True)
 class NatGateway:
     """A NAT gateway of the VPC (DescribeNatGateways)."""
 
@@ -56,10 +74,12 @@ class NatGateway:
     network_type: str
     status: str
     snat_table_ids: tuple[str, ...]
+    ip_list: tuple[NatIp, ...] = ()
 
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> NatGateway:
         tables = (row.get("SnatTableIds") or {}).get("SnatTableId") or []
+        ips = (row.get("IpLists") or {}).get("IpList") or []
         return cls(
             id=_s(row, "NatGatewayId"),
             name=_s(row, "Name"),
@@ -68,6 +88,7 @@ class NatGateway:
             network_type=_s(row, "NetworkType") or "internet",
             status=_s(row, "Status"),
             snat_table_ids=tuple(str(t) for t in tables),
+            ip_list=tuple(NatIp.from_wire(r) for r in ips),
         )
 
     @property

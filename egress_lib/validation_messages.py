@@ -13,7 +13,7 @@ from egress_lib.errors import Problem
 from egress_lib.validators import REDACTED, looks_like_credential
 
 if TYPE_CHECKING:
-    from egress_lib.parameters import Parameters
+    from egress_lib.parameters import Destination, Parameters
 
 _MISSING = "<missing>"
 # What a missing required key should be, where "a value for this required key" says too little.
@@ -144,8 +144,21 @@ def pop_credentials(data: object, loc: tuple[int | str, ...] = ()) -> list[Probl
 
 
 def cross_checks(p: Parameters) -> list[Problem]:
-    """Rules that span several keys (uniqueness, merged Ingresses)."""
+    """Rules that span several keys (uniqueness, merged Ingresses, target-only keys)."""
     problems: list[Problem] = []
+    if p.target == "sandbox":
+        # The sandbox writes its own endpoint into sandbox.json; an override would point the
+        # clients elsewhere and defeat the emulation.
+        for key, host in p.endpoints.overrides().items():
+            problems.append(
+                Problem(
+                    f"endpoints.{key}",
+                    host,
+                    "null for target sandbox (the sandbox decides its endpoint); endpoints are "
+                    "for target aliyun",
+                    f"{host!r} is set while target is 'sandbox'",
+                )
+            )
     adopted: dict[str, int] = {}
     for i, ref in enumerate(p.adopt):
         if ref in adopted:
@@ -168,7 +181,9 @@ def cross_checks(p: Parameters) -> list[Problem]:
     names: dict[str, int] = {}
     routes: dict[tuple[str, str], int] = {}
     protocols: dict[str, tuple[int, str]] = {}
+    tls: dict[str, tuple[int, str | None, str | None]] = {}
     for i, d in enumerate(p.destinations):
+        problems.extend(_tls_checks(i, d, tls.setdefault(d.ingress, (i, d.sni, d.upstream_vhost))))
         if d.name in names:
             problems.append(
                 Problem(
@@ -199,6 +214,35 @@ def cross_checks(p: Parameters) -> list[Problem]:
                     f"{first[1]!r} like destinations[{first[0]}], which shares Ingress "
                     f"{d.ingress!r} (the backend-protocol annotation is per Ingress)",
                     "conflicting backend protocol",
+                )
+            )
+    return problems
+
+
+def _tls_checks(i: int, d: Destination, first: tuple[int, str | None, str | None]) -> list[Problem]:
+    """sni needs HTTPS; sni and upstream_vhost are annotations, so one value per Ingress."""
+    problems: list[Problem] = []
+    if d.sni is not None and d.backend_protocol != "HTTPS":
+        problems.append(
+            Problem(
+                f"destinations[{i}].sni",
+                d.sni,
+                "backend_protocol HTTPS (SNI is part of the TLS handshake), or sni null",
+                f"{d.sni!r} is set with backend_protocol {d.backend_protocol}",
+            )
+        )
+    for key, mine, theirs in (
+        ("sni", d.sni, first[1]),
+        ("upstream_vhost", d.upstream_vhost, first[2]),
+    ):
+        if mine != theirs:
+            problems.append(
+                Problem(
+                    f"destinations[{i}].{key}",
+                    mine,
+                    f"{theirs!r} like destinations[{first[0]}], which shares Ingress "
+                    f"{d.ingress!r} (the annotation is per Ingress)",
+                    f"{mine!r} conflicts with {theirs!r}",
                 )
             )
     return problems

@@ -31,6 +31,10 @@ def _fail(what: str, expected: str) -> PydanticCustomError:
     )
 
 
+# For modules that define their own checks in the same style.
+fail = _fail
+
+
 def _pattern(rx: re.Pattern[str], noun: str, expected: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not rx.match(value):
@@ -84,6 +88,14 @@ def _host(value: str) -> str:
     return value
 
 
+def _server_name(value: str) -> str:
+    # A TLS server name or Host header names one host: a wildcard would be sent literally.
+    _host(value)
+    if value.startswith("*."):
+        raise _fail(f"{value!r} is a wildcard", "one host name such as 'api.example.com'")
+    return value
+
+
 def _path(value: str) -> str:
     if not value.startswith("/"):
         raise _fail(f"{value!r} is not an HTTP path", "a path starting with '/'")
@@ -130,6 +142,7 @@ RegionId = Annotated[
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
 Host = Annotated[StrictStr, AfterValidator(_host)]
+ServerName = Annotated[StrictStr, AfterValidator(_server_name)]
 HttpPath = Annotated[StrictStr, AfterValidator(_path)]
 IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
 SnatEntryId = Annotated[StrictStr, AfterValidator(_snat_entry)]

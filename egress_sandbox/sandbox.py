@@ -23,6 +23,7 @@ import yaml
 from typing_extensions import Self
 
 from egress_sandbox import persistence
+from egress_sandbox.aliyun.ram.models import restore_legacy_roles
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.aliyun.server import OpenApiServer
 from egress_sandbox.control.actions import SandboxControls
@@ -104,6 +105,7 @@ class Sandbox:
             # The saved world wins over the topology file, which only seeds a fresh world.
             self.ids.restore(saved.ids)
             self.cloud: CloudState = CloudState.from_dict(saved.cloud)
+            restore_legacy_roles(self.cloud, saved.cloud)
             self.pki = SandboxPki(self.home, SandboxPki.ca_from_pems(saved.ca))
             k8s_persist.restore(self.store, saved.k8s)
             self.tokens = Tokens(saved.tokens["admin"], saved.tokens["readonly"])
@@ -140,6 +142,7 @@ class Sandbox:
             dataplane=self.dataplane,
             kubeconfig=self.kubeconfig_text,
             stuck=self.stuck,
+            public_slb_by_default=topo.mse_public_slb,
         )
         node_ip = str(next(iter(ipaddress.ip_network(self._node_cidr()).hosts())) + 9)
         self.kubelet = Kubelet(
@@ -149,6 +152,8 @@ class Sandbox:
             node_name=f"{topo.region_id}.{node_ip}",
             host_ip=node_ip,
             ca_bundle=self.pki.ca_path,
+            pod_dns=self._pod_dns,
+            internet=self._nodes_reach_internet,
         )
         self.k8s = KubeApiServer(
             self.store,
@@ -192,6 +197,10 @@ class Sandbox:
         self.aliyun.resume()
         self.kubelet.start()
         self.k8s.start()
+        with self.cloud_lock:
+            # master_url names this API server, as ACK's names the cluster's own.
+            for cluster in self.cloud.clusters.values():
+                cluster.api_server_endpoint = self.k8s.url
         self.aliyun.start()
         self.control.start()
         self._started = True
@@ -242,10 +251,21 @@ class Sandbox:
 
     # ---- what clients need -------------------------------------------------------------------
 
+    def _nodes_reach_internet(self) -> bool:
+        with self.cloud_lock:
+            cluster_id = next(iter(self.cloud.clusters))
+            nodes = self.cloud.node_vswitch_ids(cluster_id)
+            return bool(nodes) and self.cloud.snat_egress_ip(nodes[0]) is not None
+
+    def _pod_dns(self) -> dict[str, str]:
+        with self.cloud_lock:
+            return self.cloud.pod_dns()
+
     def _node_cidr(self) -> str:
-        topo = self.topology
-        by_name = {v.name: v.cidr for v in topo.vswitches}
-        return by_name[topo.cluster_vswitch]
+        # Nodes (and so pod addresses) live in the first node pool's vSwitch.
+        with self.cloud_lock:
+            cluster_id = next(iter(self.cloud.clusters))
+            return self.cloud.vswitches[self.cloud.node_vswitch_ids(cluster_id)[0]].cidr_block
 
     @property
     def podnet_socket(self) -> Path:

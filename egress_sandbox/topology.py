@@ -2,7 +2,9 @@
 
 Default: one VPC on 127.16.0.0/16 (loopback, so every private address the sandbox hands out
 is one this machine can reach), a node vSwitch, a separate gateway vSwitch, an Internet NAT
-gateway with one EIP and no SNAT entries, and one ACK cluster. IDs come from the seed.
+gateway with one EIP and no SNAT entries, the VPC's system route table with ``0.0.0.0/0`` to
+that NAT gateway, and one ACK cluster whose control plane and default node pool share the node
+vSwitch (``cluster_vswitch`` and ``node_pools`` set them apart). IDs come from the seed.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from egress_sandbox.aliyun.common.ram_policy import PolicyDocument
+from egress_sandbox.aliyun.ram.models import seed_mse_roles
 from egress_sandbox.aliyun.records import (
     AccessKey,
     CloudState,
     Cluster,
     Eip,
     NatGateway,
+    NodePool,
+    RouteEntry,
+    RouteTable,
     SnatEntry,
     Vpc,
     VSwitch,
@@ -67,6 +74,20 @@ class NatSpec(_Strict):
     status: Literal["Creating", "Available"] = "Available"
 
 
+class NodePoolSpec(_Strict):
+    name: str = "default-nodepool"
+    vswitches: list[str] = Field(default_factory=lambda: ["nodes"])  # vSwitch names
+
+
+class RouteTableSpec(_Strict):
+    """A Custom route table bound to vSwitches (by name); no routes but the VPC's own."""
+
+    name: str
+    vswitches: list[str]
+    # True: add 0.0.0.0/0 -> the first NAT gateway, as an operator does by hand.
+    default_route: bool = False
+
+
 class Topology(_Strict):
     seed: int = 20250108
     region_id: str = "cn-hangzhou"
@@ -82,14 +103,31 @@ class Topology(_Strict):
     nat_gateways: list[NatSpec] = Field(default_factory=lambda: [NatSpec()])
     extra_eips: int = 0  # unbound EIPs, for paging tests
     cluster_name: str = "egress-demo"
+    # DescribeClusterDetail.vswitch_ids (the control plane's); the nodes' are node_pools'.
     cluster_vswitch: str = "nodes"
+    node_pools: list[NodePoolSpec] = Field(default_factory=lambda: [NodePoolSpec()])
+    # The first Internet NAT gateway adds 0.0.0.0/0 to the system route table only
+    # (https://www.alibabacloud.com/help/en/ack/ack-managed-and-ack-dedicated/user-guide/enable-an-existing-ack-cluster-to-access-the-internet).
+    system_default_route: bool = True
+    route_tables: list[RouteTableSpec] = Field(default_factory=list)
+    # True: the MSE controller writes Ingress status ``hostname`` (an NLB's DNS name), not ``ip``.
+    ingress_status_hostname: bool = False
     cluster_id: str | None = None
     transitions: Transitions = Transitions()
+    # The RAM roles MSE Ingress needs (AliyunServiceRoleForMSE, AliyunCSManagedMseRole); false:
+    # the account was never authorized, so MseIngressConfigs go Failed.
+    mse_roles: bool = True
+    # Every gateway also gets an Internet-facing SLB, as if the documented default
+    # publicSLBSpec (slb.s2.small) applied to a config that names only privateSLBSpec.
+    mse_public_slb: bool = False
     # AccessKeys: the admin key and a read-only one (for permission errors).
     access_key_id: str = "LTSANDBOXADMIN000000000"
     access_key_secret: str = "sandbox-admin-secret-0000000000"
     readonly_access_key_id: str = "LTSANDBOXREADONLY000000"
     readonly_access_key_secret: str = "sandbox-readonly-secret-000000"
+    # A RAM policy document for the admin key's identity (Allow/Deny per RAM action, with
+    # wildcards); None allows every action.
+    admin_ram_policy: PolicyDocument | None = None
 
     @classmethod
     def loopback(cls, second_octet: int, transition_seconds: float = 0.05) -> Topology:
@@ -122,6 +160,7 @@ class Topology(_Strict):
 def build_cloud(topo: Topology, ids: IdFactory) -> CloudState:
     """Create the seeded cloud: deterministic for a given topology and seed."""
     cloud = CloudState(account_id=topo.account_id, region_id=topo.region_id)
+    cloud.status_hostnames = topo.ingress_status_hostname
     vpc = Vpc(ids.resource_id("vpc"), topo.vpc_name, topo.vpc_cidr, topo.region_id)
     cloud.vpcs[vpc.vpc_id] = vpc
     by_name: dict[str, VSwitch] = {}
@@ -183,8 +222,14 @@ def build_cloud(topo: Topology, ids: IdFactory) -> CloudState:
         security_group_id=ids.resource_id("sg"),
     )
     cloud.clusters[cluster.cluster_id] = cluster
+    _build_network(topo, ids, cloud, vpc, by_name, cluster.cluster_id)
     for ak in (
-        AccessKey(topo.access_key_id, topo.access_key_secret, "sandbox-admin"),
+        AccessKey(
+            topo.access_key_id,
+            topo.access_key_secret,
+            "sandbox-admin",
+            policy=topo.admin_ram_policy,
+        ),
         AccessKey(
             topo.readonly_access_key_id,
             topo.readonly_access_key_secret,
@@ -193,4 +238,56 @@ def build_cloud(topo: Topology, ids: IdFactory) -> CloudState:
         ),
     ):
         cloud.access_keys[ak.access_key_id] = ak
+    if topo.mse_roles:
+        seed_mse_roles(cloud, ids)
     return cloud
+
+
+def _build_network(
+    topo: Topology,
+    ids: IdFactory,
+    cloud: CloudState,
+    vpc: Vpc,
+    by_name: dict[str, VSwitch],
+    cluster_id: str,
+) -> None:
+    """Node pools and route tables; their IDs have streams of their own, so adding them
+    leaves every other seeded ID as it was."""
+    for n, spec in enumerate(topo.node_pools):
+        pool = NodePool(
+            nodepool_id="np" + ids.hex(32, stream="nodepool"),
+            name=spec.name,
+            cluster_id=cluster_id,
+            vswitch_ids=[by_name[v].vswitch_id for v in spec.vswitches],
+            is_default=n == 0,
+        )
+        cloud.node_pools[pool.nodepool_id] = pool
+    # The system table's ID is the one DescribeVpcs has always reported for the VPC.
+    system = RouteTable("vtb-" + vpc.vpc_id.split("-", 1)[1], "", vpc.vpc_id, "System")
+    internet = [n for n in cloud.nat_gateways.values() if n.network_type == "internet"]
+    tables: list[tuple[RouteTable, bool]] = [(system, topo.system_default_route)]
+    for rt in topo.route_tables:
+        custom = RouteTable(
+            ids.resource_id("vtb"),
+            rt.name,
+            vpc.vpc_id,
+            "Custom",
+            [by_name[v].vswitch_id for v in rt.vswitches],
+        )
+        tables.append((custom, rt.default_route))
+    for table, default_route in tables:
+        cloud.route_tables[table.route_table_id] = table
+        # Every table routes the VPC's own CIDR locally, as the real one does.
+        local = RouteEntry(
+            ids.resource_id("rte"), table.route_table_id, vpc.cidr_block, "local", type="System"
+        )
+        cloud.route_entries[local.route_entry_id] = local
+        if default_route and internet:
+            entry = RouteEntry(
+                ids.resource_id("rte"),
+                table.route_table_id,
+                "0.0.0.0/0",
+                "NatGateway",
+                internet[0].nat_gateway_id,
+            )
+            cloud.route_entries[entry.route_entry_id] = entry

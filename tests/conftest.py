@@ -22,6 +22,10 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     29  tests/integration/test_error_remedies.py (the remedies on the sandbox's real paths)
     30  tests/browser/conftest.py (JupyterLab in Chromium)
     31  tests/integration/test_apply_panel.py (a fresh sandbox per test)
+    32  tests/integration/test_ram_policy_runbook.py (a fresh sandbox per test, one at a time)
+    33  tests/integration/test_mse_authorization.py (a sandbox per test: no MSE roles, public SLB)
+    34  tests/integration/test_network_facts.py (a fresh sandbox per test)
+    35  tests/integration/test_snat_choices.py (two EIPs, busy SNAT tables, Pending entries)
 
 A new one takes the next free number and is added here.
 

@@ -14,16 +14,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from egress_sandbox.sandbox import Sandbox
+    from egress_sandbox.topology import Topology
 
 
 @contextlib.contextmanager
-def sandbox_home(home: Path, block: int) -> Iterator[Sandbox]:
-    """A running Sandbox on ``127.<block>.0.0/16``; the variable is restored afterwards."""
+def sandbox_home(home: Path, block: int, topology: Topology | None = None) -> Iterator[Sandbox]:
+    """A running Sandbox on ``127.<block>.0.0/16``; the variable is restored afterwards.
+
+    ``topology`` replaces ``Topology.loopback(block)`` (build it from that, to keep the block).
+    """
     from egress_sandbox.sandbox import Sandbox
     from egress_sandbox.topology import Topology
 
     old = os.environ.get("EGRESS_SANDBOX_HOME")
-    with Sandbox(home, Topology.loopback(block)) as box:
+    with Sandbox(home, topology or Topology.loopback(block)) as box:
         os.environ["EGRESS_SANDBOX_HOME"] = str(home)
         try:
             yield box

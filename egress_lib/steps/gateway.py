@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from egress_lib import inventory, kube, manifests, remedies
+from egress_lib import inventory, kube, manifests, mse_api, remedies
 from egress_lib.errors import EgressError, KubeEvent, StepFailed, WaitTimeout
 from egress_lib.kube_events import events_for
+from egress_lib.mse_api import GatewaySlb, MseGateway
 from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.resources import Clb
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
 from egress_lib.tables import Table
 
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from egress_lib.clients import Session
 
 STEP = "02-create-gateway"
-OWNER_TAG = "ingress.k8s.alibaba/MseIngressConfig"
-CLB_COLUMNS = ["LoadBalancerId", "Name", "Address", "AddressType", "Spec", "VSwitchId", "Status"]
+CLB_COLUMNS = ["GatewayUniqueId", "SlbId", "Address", "Type", "Mode", "Status"]
 
 
 def objects(session: Session) -> list[dict[str, Any]]:
@@ -106,45 +105,102 @@ def _events(session: Session, name: str, uid: str | None) -> list[KubeEvent]:
         return []  # best effort: no right to list Events must not hide the failure itself
 
 
-def clbs(session: Session) -> list[Clb]:
-    """Intranet CLBs in the gateway's first vSwitch (owned by our MseIngressConfig if tagged)."""
+def mse_gateway(session: Session) -> MseGateway | None:
+    """The gateway MSE reports for ``gateway.name`` in the cluster's VPC (None: not yet).
+
+    Several gateways of that name in the VPC is an error: the runbook cannot tell which one
+    the MseIngressConfig made.
+    """
     p = session.params
     vpc_id = str(inventory.cluster_detail(session).get("vpc_id") or "")
-    found = inventory.clbs(
-        session, vpc_id=vpc_id, v_switch_id=p.gateway.vswitches[0], address_type="intranet"
-    )
-    return [c for c in found if c.tag(OWNER_TAG) in (None, p.gateway.config_name)]
+    found = mse_api.list_gateways(session, name=p.gateway.name, vpc_id=vpc_id)
+    if len(found) > 1:
+        ids = ", ".join(g.unique_id for g in found)
+        raise StepFailed(
+            f"MSE reports {len(found)} gateways named {p.gateway.name!r} in {vpc_id}: {ids}",
+            remedy="Give gateway.name a name no other gateway in the VPC has, or delete the "
+            "stale gateway in the MSE console; then re-run this step.",
+        )
+    return found[0] if found else None
+
+
+def mse_slbs(session: Session) -> tuple[MseGateway | None, list[GatewaySlb]]:
+    """The gateway and the load balancers MSE reports in front of it."""
+    gw = mse_gateway(session)
+    return gw, (mse_api.gateway_slbs(session, gw.unique_id) if gw else [])
+
+
+def private_address(gw: MseGateway, slbs: list[GatewaySlb]) -> str:
+    """The private SLB's address: what the Ingress status must carry.
+
+    Raises StepFailed naming every Internet-facing SLB: an egress gateway reachable from the
+    internet is an open proxy. No private SLB is a failure too.
+    """
+    public = [s for s in slbs if s.public]
+    if public:
+        names = ", ".join(f"{s.slb_id} ({s.address})" for s in public)
+        raise StepFailed(
+            f"MSE gateway {gw.unique_id} ({gw.name}) has Internet-facing SLB(s) {names}: "
+            "the egress gateway must be internal only",
+            remedy=(
+                f"In the MSE console, open gateway {gw.name} and unbind {names} from it; "
+                "keep privateSLBSpec as the MseIngressConfig's only SLB spec. Then re-run "
+                "this step. Until then, anyone on the internet can send traffic through the "
+                "gateway."
+            ),
+        )
+    private = [s for s in slbs if s.type == mse_api.PRIVATE_NET and s.address]
+    if not private:
+        raise StepFailed(
+            f"MSE gateway {gw.unique_id} ({gw.name}) has no private SLB",
+            remedy="Set gateway.private_slb_spec and re-run this step; if MSE still reports "
+            "none, bind an internal SLB to the gateway in the MSE console.",
+        )
+    return private[0].address
 
 
 def clb_table(session: Session) -> Table:
-    """The gateway's internal CLB(s), to read."""
+    """The gateway's load balancers as MSE reports them, to read."""
+    return _slb_table(session, *mse_slbs(session))
+
+
+def _slb_table(session: Session, gw: MseGateway | None, slbs: list[GatewaySlb]) -> Table:
     rows = [
-        [c.id, c.name, c.address, c.address_type, c.spec, c.vswitch_id, c.status]
-        for c in clbs(session)
+        [gw.unique_id if gw else "", s.slb_id, s.address, s.type, s.mode, s.status] for s in slbs
     ]
-    vswitch = session.params.gateway.vswitches[0]
-    empty = f"no internal CLB in {vswitch} yet: the gateway gets one when it is Listening"
+    empty = (
+        f"MSE reports no gateway named {session.params.gateway.name!r} yet: it appears once "
+        "the MseIngressConfig is Running"
+        if gw is None
+        else f"MSE reports no load balancer for {gw.unique_id}"
+    )
     return Table(CLB_COLUMNS, rows, empty=empty)
 
 
 def clb_frame(session: Session) -> pd.DataFrame:
-    """The gateway's internal CLB(s) as a DataFrame."""
+    """The gateway's load balancers as a DataFrame."""
     return clb_table(session).to_frame()
 
 
-def public_clb_warnings(session: Session) -> list[str]:
-    """A warning per internet-facing CLB tagged with our MseIngressConfig."""
-    p = session.params
-    return [
-        f"internet-facing CLB {c.id} ({c.address}) belongs to "
-        f"{p.gateway.config_name}: the egress gateway should be internal only"
-        for c in inventory.clbs(session, address_type="internet")
-        if c.tag(OWNER_TAG) == p.gateway.config_name
-    ]
+def expected_address(session: Session) -> str:
+    """The private SLB address MSE reports; StepFailed on a public SLB or no gateway."""
+    return _checked(session, *mse_slbs(session))
+
+
+def _checked(session: Session, gw: MseGateway | None, slbs: list[GatewaySlb]) -> str:
+    if gw is None:
+        p = session.params
+        raise StepFailed(
+            f"MseIngressConfig {p.gateway.config_name} is Listening, but MSE ListGateway "
+            f"reports no gateway named {p.gateway.name!r} in the cluster's VPC",
+            remedy="Check spec.name of the MseIngressConfig against gateway.name, and the "
+            "gateway in the MSE console; then re-run this step.",
+        )
+    return private_address(gw, slbs)
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
-    """Carry out exactly ``plan``, wait for Listening, and show the gateway's CLB."""
+    """Carry out exactly ``plan``, wait for Listening, and check the gateway's SLBs with MSE."""
     given = plan is not None
     plan = plan_or_refuse(session, plan, _make_plan)
 
@@ -153,7 +209,9 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         listening = wait_listening(session)
         read = [kube.strip_server_fields(listening)]
         read.append(kube.read_back(session, manifests.ingress_class(session.params)))
-        warnings = list(planned.warnings) + public_clb_warnings(session)
-        return StepResult(STEP, applied, read, {"clb": clb_frame(session)}, warnings)
+        gw, slbs = mse_slbs(session)
+        _checked(session, gw, slbs)  # fails on a public SLB before step 03 opens egress
+        tables = {"clb": _slb_table(session, gw, slbs).to_frame()}
+        return StepResult(STEP, applied, read, tables, list(planned.warnings))
 
     return carry_out(session, plan, _make_plan if given else None, run)

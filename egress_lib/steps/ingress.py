@@ -97,7 +97,13 @@ ADDRESS_COLUMNS = ["Ingress", "Address", "Port", "LoadBalancerId", "AddressType"
 
 
 def address_table(session: Session, addresses: list[ClbAddress]) -> Table:
-    """Each Ingress address cross-checked against SLB DescribeLoadBalancers, to read."""
+    """Each Ingress address cross-checked against SLB DescribeLoadBalancers, to read.
+
+    "Matches CLB": the address is the gateway's private SLB address as MSE reports it.
+    """
+    from egress_lib.steps.gateway import expected_address
+
+    expected = expected_address(session) if addresses else ""
     rows = []
     for a in addresses:
         found = inventory.clbs(session, address=a.ip) if a.ip else []
@@ -109,7 +115,7 @@ def address_table(session: Session, addresses: list[ClbAddress]) -> Table:
                 a.port,
                 clb.id if clb else None,
                 clb.address_type if clb else None,
-                clb is not None and clb.address == a.ip,
+                clb is not None and clb.address == a.ip and a.address == expected,
             ]
         )
     return Table(ADDRESS_COLUMNS, rows, empty="no Ingress address yet")
@@ -135,7 +141,8 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         for a, ok in zip(addresses, frame["Matches CLB"], strict=True):
             if not ok:
                 warnings.append(
-                    f"Ingress {a.ingress} address {a.address} matches no CLB in the region"
+                    f"Ingress {a.ingress} address {a.address} is not the private SLB address "
+                    "MSE reports for the gateway"
                 )
         return StepResult(STEP, applied, read, {"addresses": frame}, warnings)
 

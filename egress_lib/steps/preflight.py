@@ -17,6 +17,7 @@ from egress_lib.errors import PreconditionFailed
 from egress_lib.kinds import REQUEST_TIMEOUT
 from egress_lib.kube import k8s_errors
 from egress_lib.plan import Change, Plan, StepResult
+from egress_lib.steps import checks_network
 from egress_lib.steps.controller import CONTROLLER_NAMESPACE
 from egress_lib.tables import Table, mark
 
@@ -83,10 +84,14 @@ class Facts:
     eips: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     snat_entries: list[dict[str, Any]] = field(default_factory=list)
     gateway_vswitches: tuple[str, ...] = ()
+    node_pools: list[dict[str, Any]] = field(default_factory=list)
+    route_tables: list[dict[str, Any]] = field(default_factory=list)
+    route_entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def node_vswitches(self) -> list[str]:
-        return list(self.cluster.get("vswitch_ids") or [])
+        """The node pools' vSwitches (DescribeClusterDetail.vswitch_ids are the control plane's)."""
+        return inventory.node_vswitch_ids(self.node_pools)
 
     @property
     def internet_nat_gateways(self) -> list[dict[str, Any]]:
@@ -106,7 +111,7 @@ class Facts:
                     c.get("current_version"),
                     self.kubernetes_version,
                     vpc_id,
-                    ", ".join(self.node_vswitches),
+                    ", ".join(c.get("vswitch_ids") or []),
                 ]
             ],
         )
@@ -219,6 +224,7 @@ def facts(session: Session) -> Facts:
         eips=eips,
         snat_entries=snat,
         gateway_vswitches=tuple(p.gateway.vswitches),
+        **checks_network.gather(session, vpc_id, list(p.gateway.vswitches)),
     )
 
 
@@ -317,6 +323,8 @@ def cloud_checks(session: Session, f: Facts) -> list[Check]:
             else f"set snat.nat_gateway_id to one of {', '.join(map(str, ids))}"
         )
         out.append(Check("Internet NAT gateway", False, detail, fix=fix))
+    nat_gateway = str(ids[0]) if len(ids) == 1 else None
+    out += checks_network.checks(session, f, nat_gateway)
     out.append(
         Check(
             "Alibaba Cloud permissions",
@@ -377,8 +385,12 @@ def _allowed(
 
 
 def checks(session: Session, f: Facts | None = None) -> list[Check]:
-    """All findings: cloud facts first, then Kubernetes permissions."""
-    return cloud_checks(session, f or facts(session)) + permission_checks(session)
+    """All findings: cloud facts first, then MSE authorization, then Kubernetes permissions."""
+    from egress_lib.steps import checks_authorization
+
+    f = f or facts(session)
+    authorization = checks_authorization.checks(session, f)
+    return cloud_checks(session, f) + authorization + permission_checks(session)
 
 
 def checks_table(found: list[Check]) -> Table:

@@ -6,9 +6,8 @@ the internet.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -16,11 +15,15 @@ import pandas as pd
 
 from egress_lib import inventory, ledger
 from egress_lib.cloud import call_with_id
-from egress_lib.errors import CloudApiError, PreconditionFailed, StepFailed
+from egress_lib.errors import CloudApiError, PreconditionFailed
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.resources import NatGateway, SnatEntry
+from egress_lib.steps import _snat_eip
 from egress_lib.steps._common import carry_out, plan_or_refuse, rows_table
+
+# The cloud calls live there (module size); tests reach them as steps.snat.create_entry etc.
+from egress_lib.steps._snat_calls import create_entry, wait_available
 from egress_lib.tables import Table
 from egress_lib.waiting import poll
 
@@ -38,10 +41,8 @@ SNAT_FIELDS = {
     "Status": "Status",
 }
 SNAT_COLUMNS = list(SNAT_FIELDS)
-# Codes meaning "the table is busy with another change": wait and try again.
+# Codes meaning "the table is busy with another change": wait and try again (DeleteSnatEntry).
 BUSY_CODES = ("IncorretSnatEntryStatus", "IncorrectStatus.NATGW", "OperationConflict")
-# How long a created entry may be missing from the table before the step says it does not exist.
-ABSENT_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class NatChoice:
     snat_table_id: str
     snat_ip: str
     eips: tuple[str, ...]
+    # Why snat_ip (snat.snat_ip, or the UsingStatus it was chosen by), for the plan.
+    snat_ip_reason: str = ""
 
 
 def discover(session: Session) -> NatChoice:
@@ -78,33 +81,17 @@ def discover(session: Session) -> NatChoice:
     nat = nats[0]
     if not nat.snat_table_ids:
         raise PreconditionFailed(f"NAT gateway {nat.id} has no SNAT table")
+    # DescribeEipAddresses says what is bound; the gateway's IpLists says what uses each EIP.
     eips = tuple(e.ip_address for e in inventory.eip_records(session, nat.id))
-    if not eips:
-        raise PreconditionFailed(
-            f"NAT gateway {nat.id} has no EIP bound: bind one before adding SNAT"
-        )
-    snat_ip = p.snat.snat_ip or eips[0]
-    if snat_ip not in eips:
-        raise PreconditionFailed(
-            f"snat.snat_ip {snat_ip} is not an EIP of NAT gateway {nat.id} "
-            f"(its EIPs: {', '.join(eips)})"
-        )
-    return NatChoice(vpc_id, nat.id, nat.snat_table_ids[0], snat_ip, eips)
+    statuses = {ip.ip_address: ip.using_status for ip in nat.ip_list}
+    choice = _snat_eip.choose(
+        nat.id, list(eips), statuses, str(p.snat.snat_ip) if p.snat.snat_ip else None
+    )
+    return NatChoice(vpc_id, nat.id, nat.snat_table_ids[0], choice.ip, eips, choice.reason)
 
 
 def _ids(nats: list[NatGateway]) -> str:
     return ", ".join(n.id for n in nats)
-
-
-def client_token(session: Session, vswitch_id: str) -> str:
-    """Unique per run and vSwitch: a retry inside one run is a no-op, a new run creates anew.
-
-    A token reused after teardown would make CreateSnatEntry answer with the deleted entry's
-    ID (the VPC API replays the first result of a token), so the run ID is part of it.
-    """
-    p = session.params
-    seed = f"egress-runbook:{session.run_id}:{p.cluster_id}:{vswitch_id}:{p.snat.entry_name}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def _covers(cidr: str, vswitch_cidr: str) -> bool:
@@ -188,6 +175,11 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
         if same or covering:
             entry, how = (same[0], "for the vSwitch") if same else (covering[0], "")
             how = how or f"covers it with {entry.source_cidr}"
+            if entry.status == "Pending" and nat.snat_ip in entry.snat_ips:
+                # Being created (a run stopped while waiting, or someone else): a second
+                # CreateSnatEntry would be Forbidden.SourceVSwitchId.Duplicated at best; wait.
+                changes.append(_pending(nat, vsw, entry, how, ours))
+                continue
             change, more = _existing(session, nat, vsw, entry, how, ours)
             changes.append(change)
             warnings += more
@@ -198,7 +190,8 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
                 "create",
                 "SnatEntry",
                 vsw,
-                f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id}",
+                f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id} "
+                f"(EIP {nat.snat_ip}: {nat.snat_ip_reason})",
                 body=f"vpc:CreateSnatEntry\n{to_yaml(request)}",
                 payload=request,
                 precondition={"entries for the vSwitch": "none"},
@@ -222,64 +215,45 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
     return Plan(STEP, changes, warnings), nat
 
 
+def _pending(nat: NatChoice, vsw: str, entry: SnatEntry, how: str, ours: set[str]) -> Change:
+    whose = "ours" if entry.id in ours else "not created by egress-runbook; used as it is"
+    return Change(
+        "wait",
+        "SnatEntry",
+        vsw,
+        f"{entry.id} ({entry.name or 'no name'}, {how}, {whose}) is Pending with "
+        f"{entry.snat_ip}: wait until it is Available, create nothing",
+        payload={"SnatEntryId": entry.id, "SnatTableId": nat.snat_table_id},
+    )
+
+
 def plan(session: Session) -> Plan:
     """Which gateway vSwitches need an SNAT entry; which of ours are no longer needed."""
     return _plan_with(session)[0]
 
 
-_make_plan = plan  # apply's argument is also called "plan"
+def _replan_for(planned: Plan) -> Callable[[Session], Plan]:
+    """A fresh plan in which the entries ``planned`` waits for count as waited for.
 
-
-def create_entry(session: Session, request: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """CreateSnatEntry with this run's ClientToken; returns the SnatEntryId and RequestId."""
-    from alibabacloud_vpc20160428 import models as m
-
-    req = m.CreateSnatEntryRequest(
-        region_id=request["RegionId"],
-        snat_table_id=request["SnatTableId"],
-        source_vswitch_id=request["SourceVSwitchId"],
-        snat_ip=request["SnatIp"],
-        snat_entry_name=request["SnatEntryName"],
-        client_token=client_token(session, request["SourceVSwitchId"]),
-    )
-    body, request_id = call_with_id("vpc", "CreateSnatEntry", session.vpc.create_snat_entry, req)
-    return str(body.snat_entry_id), request_id
-
-
-def wait_available(session: Session, table_id: str, entry_id: str) -> SnatEntry:
-    """Poll DescribeSnatTableEntries (no watch in the VPC API) until Available.
-
-    An entry the table never shows (a replayed ClientToken returns a deleted entry's ID) is
-    an error within :data:`ABSENT_GRACE_SECONDS`, not a wait to the deadline.
+    A Pending entry that became Available meanwhile is what the plan expected, not a changed
+    world: without this, apply would call the plan stale for exactly the wait it announced.
     """
-    first_absent: list[float] = []
+    waited = {c.ref for c in planned.changes if c.action == "wait"}
 
-    def fetch() -> SnatEntry | None:
-        rows = inventory.snat_table(session, table_id, snat_entry_id=entry_id)
-        return rows[0] if rows else None
+    def replan(session: Session) -> Plan:
+        fresh = plan(session)
+        changes = [
+            replace(c, action="wait") if c.ref in waited and c.action in SETTLED else c
+            for c in fresh.changes
+        ]
+        return replace(fresh, changes=changes)
 
-    def done(e: SnatEntry | None) -> bool:
-        if e is not None:
-            return e.status == "Available"
-        first_absent.append(time.monotonic())
-        if first_absent[-1] - first_absent[0] >= ABSENT_GRACE_SECONDS:
-            raise StepFailed(
-                f"CreateSnatEntry returned {entry_id}, but SNAT table {table_id} has not shown "
-                f"it for {ABSENT_GRACE_SECONDS:g} s: the entry does not exist. Nothing else was "
-                "changed; re-run the step (a new run sends a new ClientToken)."
-            )
-        return False
+    return replan
 
-    found = poll(
-        fetch,
-        done,
-        timeout=session.params.timeouts.snat_seconds,
-        what=f"SNAT entry {entry_id}",
-        reason="the SNAT entry to become Available",
-        describe=lambda e: e.status if e else "absent",
-    )
-    assert found is not None
-    return found
+
+_make_plan = plan  # apply's argument is also called "plan"
+# What a waited-for entry turns into once Available: ours, or another's used as it is.
+SETTLED = ("unchanged", "adopt")
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
@@ -293,7 +267,8 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         for change in planned.changes:
             if change.action == "create":
                 assert nat is not None
-                entry_id, request_id = create_entry(session, change.payload)
+                busy: list[str] = []
+                entry_id, request_id = create_entry(session, change.payload, busy)
                 # Written down before the wait: a run killed while waiting still knows it.
                 ledger.record(
                     session,
@@ -307,25 +282,31 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
                     ),
                 )
                 entry = wait_available(session, nat.snat_table_id, entry_id)
+                retried = f" after {len(busy)} busy answer(s)" if busy else ""
                 applied.append(
                     replace(
                         change,
-                        detail=f"{entry_id} {entry.status}",
+                        detail=f"{entry_id} {entry.status}{retried}",
                         payload=None,
                         result={
                             "snat_entry_id": entry_id,
                             "snat_table_id": nat.snat_table_id,
                             "request_ids": [request_id],
+                            "busy_answers": busy,
                         },
                     )
                 )
+            elif change.action == "wait":
+                entry_id = str(change.payload["SnatEntryId"])
+                entry = wait_available(session, str(change.payload["SnatTableId"]), entry_id)
+                applied.append(replace(change, detail=f"{entry_id} {entry.status}", payload=None))
             elif change.action == "delete":
                 applied.append(delete_entry(session, change))
             else:
                 applied.append(change)
         return StepResult(STEP, applied, [], {"snat": snat_frame(session)}, list(planned.warnings))
 
-    return carry_out(session, plan, _make_plan if given else None, run)
+    return carry_out(session, plan, _replan_for(plan) if given else None, run)
 
 
 def snat_table(session: Session) -> Table:

@@ -1,7 +1,8 @@
 """Step 06: prove it works: from a pod, curl each destination through the gateway's CLB.
 
 Like the seed's test (``curl --resolve host:80:<CLB IP>``), the pod talks plain HTTP to the
-gateway whatever the backend protocol; the gateway does TLS to the external service.
+gateway whatever the backend protocol; the gateway does TLS to the external service. It uses
+``--connect-to``, which (unlike ``--resolve``) also takes the host name an NLB status carries.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def url_for(dest: Destination, addr: ClbAddress) -> str:
 
 
 def curl_args(dest: Destination, addr: ClbAddress, timeout: int) -> list[str]:
-    """curl arguments: resolve the host to the CLB address, print ``code time ip``."""
+    """curl arguments: connect to the status's address (IP or name), print ``code time ip``."""
     return [
         "-sS",
         "-o",
@@ -69,8 +70,8 @@ def curl_args(dest: Destination, addr: ClbAddress, timeout: int) -> list[str]:
         WRITE_OUT,
         "--max-time",
         str(timeout),
-        "--resolve",
-        f"{curl_host(dest)}:{addr.port}:{addr.address}",
+        "--connect-to",
+        f"{curl_host(dest)}:{addr.port}:{addr.address}:{addr.port}",
         url_for(dest, addr),
     ]
 
@@ -193,13 +194,19 @@ class VerifyResult:
             return
         if bad:
             lines = "\n".join(f"  - {r.destination} ({r.url}): {r.detail}" for r in bad)
-            no_way_out = any(r.status == 503 for r in bad)
             raise StepFailed(
                 f"{len(bad)} destination(s) not reachable through the gateway:\n{lines}",
-                remedy=remedies.verify_503(self.gateway_vswitches, self.snat_entry_name)
-                if no_way_out
-                else remedies.verify_failed(),
+                remedy=self._remedy(bad),
             )
+
+    def _remedy(self, bad: list[VerifyRow]) -> str:
+        # Every route is an ExternalName one: all of them 503 also fits a gateway that does
+        # not resolve ExternalName Services, which SNAT cannot fix.
+        if all(r.status == 503 for r in self.rows):
+            return remedies.verify_all_503(self.gateway_vswitches, self.snat_entry_name)
+        if any(r.status == 503 for r in bad):
+            return remedies.verify_503(self.gateway_vswitches, self.snat_entry_name)
+        return remedies.verify_failed()
 
 
 def fix_for(row: VerifyRow) -> str:
@@ -287,11 +294,15 @@ def check_destination(session: Session, dest: Destination, addr: ClbAddress) -> 
     status, seconds, remote = parse_output(output)
     if remote and not _is_ip(remote):
         # Through a proxy (the sandbox's pod network is one) curl reports the proxy, not the
-        # peer; the request still went to the address given with --resolve.
+        # peer; the request still went to the address given with --connect-to.
         remote = addr.address
     phase = (pod.get("status") or {}).get("phase")
-    ok = status is not None and 200 <= status < 400
-    if ok:
+    # An answer from another address than the status's IP did not come through the gateway.
+    elsewhere = bool(addr.ip and remote and _is_ip(remote) and remote != addr.ip)
+    ok = status is not None and 200 <= status < 400 and not elsewhere
+    if elsewhere:
+        detail = f"HTTP {status} from {remote}, not from the Ingress address {addr.ip}"
+    elif ok:
         detail = f"HTTP {status} via {addr.address}"
     elif status is None:
         tail = output.strip().splitlines()[-1:] or ["no output"]
@@ -322,7 +333,7 @@ def plan(session: Session) -> Plan:
     for d in p.destinations:
         addr = addresses.get(d.ingress)
         via = (
-            f"curl {url_for(d, addr)} --resolve to {addr.address}"
+            f"curl {url_for(d, addr)} --connect-to {addr.address}"
             if addr
             else f"curl http://{curl_host(d)}{d.path} through the gateway"
         )

@@ -1,8 +1,9 @@
 """The request pipeline of the emulated OpenAPI endpoint (a WSGI app).
 
-authenticate -> route (RPC by header, ROA by path) -> fault injection -> RAM check -> action ->
-render -> audit. Gateway errors (authentication, routing, and RPC products' errors) render as
-``{RequestId, HostId, Code, Message, Recommend}``; errors raised past routing on CS (business
+authenticate -> route (RPC by header, ROA by path) -> fault injection -> RAM check (of every
+action, by its RAM action name) -> action -> render -> audit. Gateway errors (authentication,
+routing, and RPC products' errors) render as ``{RequestId, HostId, Code, Message, Recommend}``;
+errors raised past routing on CS (business
 errors, RAM denials and injected faults) render in CS's lower-case style [UNCONFIRMED: which
 layer renders CS's RAM denials].
 """
@@ -38,13 +39,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PRODUCT = {"vpc": "Vpc", "slb": "Slb", "cs": "CS", "rpc": "Vpc"}
+_PRODUCT = {"vpc": "Vpc", "slb": "Slb", "cs": "CS", "rpc": "Vpc", "mse": "mse", "ram": "Ram"}
 
 
 def _host_id(api: str, region_id: str) -> str:
-    return {"slb": "slb.aliyuncs.com", "cs": f"cs.{region_id}.aliyuncs.com"}.get(
-        api, "vpc.aliyuncs.com"
-    )
+    return {
+        "slb": "slb.aliyuncs.com",
+        "cs": f"cs.{region_id}.aliyuncs.com",
+        "mse": f"mse.{region_id}.aliyuncs.com",
+        "ram": "ram.aliyuncs.com",
+    }.get(api, "vpc.aliyuncs.com")
 
 
 class OpenApiApp:
@@ -119,13 +123,13 @@ class OpenApiApp:
                         fault.message or "Injected fault.",
                         retry_after_ms=fault.retry_after_ms,
                     )
-            if route.mutating:
-                check_permission(
-                    principal,
-                    service=route.api,
-                    action=route.action,
-                    account_id=self._cloud.account_id,
-                )
+            check_permission(
+                principal,
+                service=route.api,
+                action=route.action,
+                mutating=route.mutating,
+                account_id=self._cloud.account_id,
+            )
             assert route.handler is not None
             params = Params(req.params)
             result = route.handler(Call(request_id, params, {}, req.body, principal))

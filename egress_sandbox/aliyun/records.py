@@ -142,6 +142,47 @@ class Cluster:
     security_group_id: str = ""
     created: str = "2026-01-01T00:00:00+08:00"
     addons: dict[str, Addon] = field(default_factory=dict)
+    # The API server's URL (DescribeClusterDetail.master_url); the sandbox sets it at start.
+    api_server_endpoint: str = ""
+
+
+@dataclass
+class NodePool:
+    """An ACK node pool: its nodes live in ``vswitch_ids`` (the scaling group's vSwitches)."""
+
+    nodepool_id: str
+    name: str
+    cluster_id: str
+    vswitch_ids: list[str]
+    is_default: bool = False
+    state: str = "active"  # active | scaling | removing | deleting | updating
+    size: int = 2
+    created: str = "2026-01-01T00:00:00+08:00"
+
+
+@dataclass
+class RouteTable:
+    """A VPC route table; the System one serves every vSwitch no Custom table is bound to."""
+
+    route_table_id: str
+    name: str
+    vpc_id: str
+    route_table_type: str  # System | Custom
+    vswitch_ids: list[str] = field(default_factory=list)  # Custom tables only
+    status: str = "Available"
+    creation_time: str = "2026-01-01T00:00:00Z"
+
+
+@dataclass
+class RouteEntry:
+    route_entry_id: str
+    route_table_id: str
+    destination_cidr_block: str
+    next_hop_type: str  # NatGateway | Instance | ... ; "local" for the VPC's own system routes
+    next_hop_id: str = ""
+    type: str = "Custom"  # System | Custom
+    status: str = "Available"
+    name: str = ""
 
 
 @dataclass
@@ -160,11 +201,25 @@ class MseGateway:
 
 
 @dataclass
+class RamRole:
+    """A RAM role of the account (RAM GetRole); the sandbox seeds only the MSE roles."""
+
+    role_name: str
+    role_id: str
+    description: str = ""
+    is_service_linked_role: bool = False
+    assume_role_policy_document: str = ""
+    create_date: str = "2026-01-01T00:00:00Z"
+
+
+@dataclass
 class AccessKey:
     access_key_id: str
     access_key_secret: str
     principal: str
     read_only: bool = False
+    # The RAM policy document attached to the key's identity; None allows every action.
+    policy: dict[str, Any] | None = None
 
 
 @dataclass
@@ -234,10 +289,16 @@ class CloudState:
     clusters: dict[str, Cluster] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     gateways: dict[str, MseGateway] = field(default_factory=dict)
+    node_pools: dict[str, NodePool] = field(default_factory=dict)
+    route_tables: dict[str, RouteTable] = field(default_factory=dict)
+    route_entries: dict[str, RouteEntry] = field(default_factory=dict)
+    # True: Ingress statuses carry a host name (as for an NLB) instead of the CLB's IP.
+    status_hostnames: bool = False
     access_keys: dict[str, AccessKey] = field(default_factory=dict)
     sts_tokens: dict[str, StsToken] = field(default_factory=dict)  # by STS AccessKey id
     bearer_tokens: dict[str, BearerToken] = field(default_factory=dict)  # by token
     client_tokens: dict[str, ClientTokenRecord] = field(default_factory=dict)  # "Action:token"
+    ram_roles: dict[str, RamRole] = field(default_factory=dict)  # by RoleName
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -266,10 +327,15 @@ class CloudState:
             clusters=clusters,
             tasks=table("tasks", Task),
             gateways=table("gateways", MseGateway),
+            node_pools=table("node_pools", NodePool),
+            route_tables=table("route_tables", RouteTable),
+            route_entries=table("route_entries", RouteEntry),
+            status_hostnames=bool(data.get("status_hostnames", False)),
             access_keys=table("access_keys", AccessKey),
             sts_tokens=table("sts_tokens", StsToken),
             bearer_tokens=table("bearer_tokens", BearerToken),
             client_tokens=table("client_tokens", ClientTokenRecord),
+            ram_roles=table("ram_roles", RamRole),
         )
 
     # Queries the data plane and the controller share -------------------------------------
@@ -277,18 +343,69 @@ class CloudState:
     def eips_of_nat(self, nat_gateway_id: str) -> list[Eip]:
         return [e for e in self.eips.values() if e.instance_id == nat_gateway_id]
 
-    def snat_egress_ip(self, vswitch_id: str) -> str | None:
-        """The public address traffic from ``vswitch_id`` leaves by, or None without SNAT.
+    def lb_hostname(self, lb: LoadBalancer) -> str:
+        """The DNS name an NLB-style status gives for ``lb`` (shaped like NLB's real names)."""
+        return f"nlb-{lb.load_balancer_id.split('-', 1)[1]}.{self.region_id}.nlb.aliyuncsslb.com"
 
-        Traffic leaves only through an Available SNAT entry that names the vSwitch (or whose
-        SourceCIDR contains the vSwitch's CIDR) on an Available Internet NAT gateway, and only
-        when that gateway has the entry's EIP bound.
+    def pod_dns(self) -> dict[str, str]:
+        """Name -> address for the names pods resolve: each load balancer's host name."""
+        if not self.status_hostnames:
+            return {}
+        return {self.lb_hostname(lb): lb.address for lb in self.load_balancers.values()}
+
+    def node_vswitch_ids(self, cluster_id: str) -> list[str]:
+        """The vSwitches of the cluster's node pools (where its nodes and pods live)."""
+        out: list[str] = []
+        for pool in self.node_pools.values():
+            if pool.cluster_id == cluster_id:
+                out.extend(v for v in pool.vswitch_ids if v not in out)
+        if not out and cluster_id in self.clusters:
+            # A state saved before node pools existed: its cluster vSwitch hosted the nodes.
+            out = list(self.clusters[cluster_id].vswitch_ids[:1])
+        return out
+
+    def route_table_of(self, vswitch_id: str) -> RouteTable | None:
+        """The Custom table bound to the vSwitch, else its VPC's System table."""
+        vsw = self.vswitches.get(vswitch_id)
+        if vsw is None:
+            return None
+        tables = [t for t in self.route_tables.values() if t.vpc_id == vsw.vpc_id]
+        bound = next((t for t in tables if vswitch_id in t.vswitch_ids), None)
+        return bound or next((t for t in tables if t.route_table_type == "System"), None)
+
+    def default_route_nat(self, vswitch_id: str) -> str | None:
+        """The NAT gateway the vSwitch's ``0.0.0.0/0`` route points at, or None."""
+        table = self.route_table_of(vswitch_id)
+        if table is None:
+            # A state saved before route tables existed: the old rule (SNAT alone) applies.
+            return "*" if not self.route_tables else None
+        for entry in self.route_entries.values():
+            if (
+                entry.route_table_id == table.route_table_id
+                and entry.destination_cidr_block == "0.0.0.0/0"
+                and entry.next_hop_type == "NatGateway"
+                and entry.status == "Available"
+            ):
+                return entry.next_hop_id
+        return None
+
+    def snat_egress_ip(self, vswitch_id: str) -> str | None:
+        """The public address traffic from ``vswitch_id`` leaves by, or None without a way out.
+
+        Traffic leaves only when the vSwitch's route table sends ``0.0.0.0/0`` to an Internet
+        NAT gateway, and that gateway has an Available SNAT entry that names the vSwitch (or
+        whose SourceCIDR contains the vSwitch's CIDR) with one of its bound EIPs.
         """
         import ipaddress
 
         vsw = self.vswitches.get(vswitch_id)
+        next_hop = self.default_route_nat(vswitch_id)
+        if next_hop is None:
+            return None
         for entry in self.snat_entries.values():
             if entry.status != "Available":
+                continue
+            if next_hop not in ("*", entry.nat_gateway_id):
                 continue
             covers = entry.source_vswitch_id == vswitch_id
             if not covers and entry.source_cidr and vsw is not None:

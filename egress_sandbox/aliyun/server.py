@@ -1,4 +1,4 @@
-"""OpenApiServer: VPC, SLB and CS on one loopback HTTP endpoint, like the real POP gateway.
+"""OpenApiServer: VPC, SLB, CS, MSE and RAM on one loopback HTTP endpoint, like the POP gateway.
 
 Clients use ``Config(endpoint=server.endpoint, protocol="http")``. Each request runs on its own
 thread (werkzeug ``threaded=True``); cloud state is guarded by the shared ``lock``. Request
@@ -18,6 +18,9 @@ from egress_sandbox.aliyun.cs.responses import CsResponses
 from egress_sandbox.aliyun.faults import FaultRegistry
 from egress_sandbox.aliyun.hooks import CloudHooks
 from egress_sandbox.aliyun.lifecycle import Lifecycle
+from egress_sandbox.aliyun.mse import responses as mse_responses
+from egress_sandbox.aliyun.mse.models import MseModel
+from egress_sandbox.aliyun.ram import responses as ram_responses
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.aliyun.slb import responses as slb_responses
 from egress_sandbox.aliyun.vpc import responses as vpc_responses
@@ -31,6 +34,8 @@ from egress_sandbox.topology import Transition, Transitions
 
 VPC_VERSION = "2016-04-28"
 SLB_VERSION = "2014-05-15"
+MSE_VERSION = "2019-05-31"
+RAM_VERSION = "2015-05-01"
 
 
 class _HeldLifecycle(Lifecycle):
@@ -85,6 +90,15 @@ class OpenApiServer:
         )
         rpc.register(
             SLB_VERSION, "slb", slb_responses.SlbResponses(cloud, lock), slb_responses.ACTIONS
+        )
+        rpc.register(
+            MSE_VERSION,
+            "mse",
+            mse_responses.MseResponses(MseModel(cloud, lock)),
+            mse_responses.ACTIONS,
+        )
+        rpc.register(
+            RAM_VERSION, "ram", ram_responses.RamResponses(cloud, lock), ram_responses.ACTIONS
         )
         self.authenticator = Authenticator(cloud, lock)
         self.app = OpenApiApp(

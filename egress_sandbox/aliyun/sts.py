@@ -1,7 +1,8 @@
 """Temporary credentials the sandbox issues: what AssumeRole (STS) or a bearer-token grant returns.
 
 There is no emulated STS endpoint; tests and the control API mint credentials here and hand
-them to clients, which then sign requests exactly as with real STS credentials (reference §D5).
+them to clients, which then sign requests exactly as with real STS credentials (the SDK's credential
+providers in alibabacloud_credentials).
 Callers must hold the cloud lock (these mutate CloudState).
 """
 

@@ -52,5 +52,5 @@ class SandboxPki:
                 cache[name] = c
             sock.context = cache[name]
 
-        ctx.sni_callback = pick  # type: ignore[assignment]
+        ctx.sni_callback = pick
         return ctx

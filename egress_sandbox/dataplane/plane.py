@@ -160,7 +160,11 @@ class DataPlane:
             )
             if gw is None:
                 return "", None
-            return gw.config_name, self.cloud.snat_egress_ip(gw.vswitch_ids[0])
+            # The gateway's nodes spread over all its vSwitches and a request may leave from
+            # any of them, so each needs a way out. Stricter than the cloud, where requests
+            # through the covered vSwitches would still get through: none does here.
+            exits = [self.cloud.snat_egress_ip(v) for v in gw.vswitch_ids]
+            return gw.config_name, exits[0] if exits and all(exits) else None
 
     def _decide(self, lb_id: str, host: str, path: str) -> gateway.Decision:
         config_name, egress = self._gateway_of(lb_id)

@@ -134,17 +134,23 @@ class PodNetwork:
 
     def _dial(self, host: str, port: int, *, is_ip: bool) -> socket.socket:
         with self.cloud_lock:
-            lb = next((lb for lb in self.cloud.load_balancers.values() if lb.address == host), None)
+            names = self.cloud.pod_dns()
+            address = names.get(host, host)  # a host name resolves as the pods' DNS has it
+            lb = next(
+                (lb for lb in self.cloud.load_balancers.values() if lb.address == address), None
+            )
             real_ports = dict(lb.listen_ports) if lb is not None else {}
             cluster = next(iter(self.cloud.clusters.values()), None)
-            node_vsw = cluster.vswitch_ids[0] if cluster else ""
+            # Pods live on the node pools' vSwitches, not the control plane's.
+            nodes = self.cloud.node_vswitch_ids(cluster.cluster_id) if cluster else []
+            node_vsw = nodes[0] if nodes else ""
             egress_ip = self.cloud.snat_egress_ip(node_vsw)
         if lb is not None:
             if port in real_ports:
-                return self._connect_local(host, real_ports[port])
+                return self._connect_local(lb.address, real_ports[port])
             if port in real_ports.values():
                 # A client that read the moved port from the Ingress status, as egress_lib does.
-                return self._connect_local(host, port)
+                return self._connect_local(lb.address, port)
             raise _Refuse(REFUSED)  # the CLB has no listener on this port
         if is_ip and not ipaddress.IPv4Address(host).is_global:
             raise _Refuse(NOT_ALLOWED)

@@ -67,7 +67,7 @@ def crd_schema_name(rt: ResourceType) -> str:
 
 
 def _crd_component(rt: ResourceType) -> Schema:
-    schema = convert(rt.schema or {})
+    schema: Schema = convert(rt.schema or {})
     props = dict(schema.get("properties") or {})
     props["apiVersion"] = {
         "type": "string",

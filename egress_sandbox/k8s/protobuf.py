@@ -130,6 +130,7 @@ def fields(data: bytes) -> list[tuple[int, Any]]:
     while i < len(data):
         key, i = _varint(data, i)
         num, wire = key >> 3, key & 7
+        v: int | bytes
         if wire == 0:
             v, i = _varint(data, i)
         elif wire == 2:

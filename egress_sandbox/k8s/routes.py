@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,7 @@ class ApiApp:
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterator[bytes]:
+    ) -> Iterable[bytes]:
         request = Request(environ)
         ctx = Ctx()
         audit_id = self.store.ids.uuid()
@@ -113,7 +113,7 @@ class ApiApp:
         response.headers.setdefault("Cache-Control", "no-cache, private")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         self._audit(request, ctx, response, audit_id)
-        return response(environ, start_response)  # type: ignore[no-any-return]
+        return response(environ, start_response)
 
     def _audit(self, request: Request, ctx: Ctx, response: Response, audit_id: str) -> None:
         if self.audit is None:
@@ -155,7 +155,7 @@ class ApiApp:
 
     # ---- non-resource paths -----------------------------------------------------------------
 
-    def _nonresource(self, endpoint: str, args: dict[str, str]) -> Response:
+    def _nonresource(self, endpoint: str, args: Mapping[str, Any]) -> Response:
         reg = self.store.types
         if endpoint == "version":
             return _json(200, discovery.KUBE_VERSION)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # ships no stubs or py.typed
 
 from egress_sandbox.k8s.types import ResourceType
 

@@ -232,12 +232,12 @@ def apply(
     body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
     if subresource != "status":
         body.pop("status", None)
-    result = _merge_applied(live, body, schema)
+    merged: Obj = _merge_applied(live, body, schema)
     previous = owned.get(ident, set())
     for p in previous - new_paths:
         if not any(p in paths for other, paths in owned.items() if other != ident):
-            remove_at(result, p)
+            remove_at(merged, p)
     owned[ident] = new_paths
-    result.setdefault("metadata", {})
-    _store(result, owned, rt.group_version, {ident}, _entries(live))
-    return result
+    merged.setdefault("metadata", {})
+    _store(merged, owned, rt.group_version, {ident}, _entries(live))
+    return merged

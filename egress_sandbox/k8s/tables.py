@@ -253,6 +253,11 @@ def _jsonpath(o: Obj, path: str) -> Any:
     return cur
 
 
+def _bind_path(cell: Callable[[Obj, str], Any], path: str) -> Callable[[Obj], Any]:
+    """A column cell that reads ``path`` with ``cell``."""
+    return lambda o: cell(o, path)
+
+
 def _columns(rt: ResourceType, printer_columns: list[Obj] | None) -> list[Column]:
     if rt.kind == "Event" and rt.group == "":
         return _event_columns()
@@ -268,7 +273,7 @@ def _columns(rt: ResourceType, printer_columns: list[Obj] | None) -> list[Column
                     str(c.get("name", "")),
                     type_,
                     int(c.get("priority", 0)),
-                    lambda o, p=path, f=cell: f(o, p),
+                    _bind_path(cell, path),
                 )
             )
         return cols

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
+
+# The verbs of a read-write resource: the default ``ResourceType.verbs``.
+_RW: tuple[str, ...] = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
 
 
 @dataclass(frozen=True)
@@ -15,20 +28,11 @@ class ResourceType:
     namespaced: bool
     singular: str = ""
     short_names: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = (
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    )
+    verbs: tuple[str, ...] = _RW
     subresources: tuple[str, ...] = ()  # "status", "log"
     categories: tuple[str, ...] = ()
     # CRD-backed types carry their OpenAPI v3 schema; built-ins use the bundled definitions.
-    schema: dict | None = field(default=None, compare=False, hash=False)
+    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def group_version(self) -> str:
@@ -44,7 +48,6 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-_RW = ResourceType.__dataclass_fields__["verbs"].default
 _RO = ("get", "list", "watch")
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (

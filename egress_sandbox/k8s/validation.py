@@ -445,7 +445,8 @@ def _lease_decode(new: Obj) -> None:
     first: str | None = None
     if spec is not None and not isinstance(spec, dict):
         first = _type_error(spec, "Lease", "spec", "v1.LeaseSpec")
-    for key, value in (spec or {}).items() if isinstance(spec, dict) else ():
+    spec_fields: dict[str, Any] = spec if isinstance(spec, dict) else {}
+    for key, value in spec_fields.items():
         go_type = _LEASE_FIELDS.get(key)
         if go_type is None or value is None:
             continue
@@ -456,7 +457,7 @@ def _lease_decode(new: Obj) -> None:
             stored, problem = _micro_time(value)
             if problem:
                 _lease_bad_request(problem)
-            spec[key] = stored
+            spec_fields[key] = stored
         elif go_type == "string" and not isinstance(value, str):
             first = first or _type_error(value, *where, "string")
         elif go_type == "int32" and not (type(value) is int and _INT32[0] <= value <= _INT32[1]):
@@ -514,7 +515,11 @@ def _micro_time(value: str) -> tuple[str, str]:
         return cannot(rest, "2006")
     year, rest = int(rest[:4]), rest[4:]
     fields: list[int] = [year]
-    steps = (("-", "01", True, "month"), ("-", "02", True, ""), ("T", "15", False, "hour"))
+    steps: tuple[tuple[str, str, bool, str], ...] = (
+        ("-", "01", True, "month"),
+        ("-", "02", True, ""),
+        ("T", "15", False, "hour"),
+    )
     steps += ((":", "04", True, "minute"), (":", "05", True, "second"))
     for sep, elem, fixed, rng in steps:
         if not rest.startswith(sep):

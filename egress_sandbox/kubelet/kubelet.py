@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from egress_sandbox.kubelet.podstatus import (
     ContainerState,
     PodState,
     is_curl_image,
+    needs_internet,
     normalize_image,
 )
 
@@ -56,6 +59,8 @@ class Kubelet:
         host_ip: str = "127.16.1.10",
         ca_bundle: Path | None = None,
         max_runtime: float = 120.0,
+        pod_dns: Callable[[], dict[str, str]] | None = None,
+        internet: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.podnet_socket = podnet_socket
@@ -64,6 +69,9 @@ class Kubelet:
         self.host_ip = host_ip
         self.ca_bundle = ca_bundle
         self.max_runtime = max_runtime
+        self.pod_dns = pod_dns
+        # Whether the node can reach the internet (SNAT and a route); None: always.
+        self.internet = internet
         rt = store.types.get("", "v1", "pods")
         assert rt is not None
         self.pods_rt: ResourceType = rt
@@ -77,6 +85,18 @@ class Kubelet:
         self._resolv = self._tmp / "resolv.conf"
         self._resolv.write_text("nameserver 127.0.0.1\n")
         self.isolation = runner.Isolation(False, False)
+
+    def _hosts_file(self) -> Path:
+        """/etc/hosts for the next container: the names the cluster's DNS answers right now."""
+        names = self.pod_dns() if self.pod_dns is not None else {}
+        lines = ["127.0.0.1 localhost", *(f"{addr} {name}" for name, addr in names.items())]
+        path = self._tmp / "hosts"
+        # Written whole and renamed: a container starting meanwhile binds the old file or the
+        # new one, never half of one.
+        tmp = self._tmp / f"hosts.{threading.get_ident()}"
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        return path
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -260,6 +280,9 @@ class Kubelet:
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == cs.name)
         ref = normalize_image(cs.image)
         self._event(pod, "Pulling", f'Pulling image "{cs.image}"')
+        if needs_internet(cs.image) and self.internet is not None and not self.internet():
+            self._pull_fails(st, pod, cs, ref, _no_route_detail(ref))
+            return
         if not is_curl_image(cs.image):
             self._pull_fails(st, pod, cs, ref)
             return
@@ -284,6 +307,7 @@ class Kubelet:
             isolation=self.isolation,
             resolv=self._resolv,
             ca_bundle=self.ca_bundle,
+            hosts=self._hosts_file(),
         )
         with self._lock:
             if st.deleted.is_set():
@@ -355,8 +379,10 @@ class Kubelet:
             )
         self._publish(st)
 
-    def _pull_fails(self, st: PodState, pod: Obj, cs: ContainerState, ref: str) -> None:
-        detail = (
+    def _pull_fails(
+        self, st: PodState, pod: Obj, cs: ContainerState, ref: str, detail: str = ""
+    ) -> None:
+        detail = detail or (
             f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": '
             f'failed to resolve reference "{ref}": {ref}: not found'
         )
@@ -403,3 +429,15 @@ class Kubelet:
         self.store.record_event(
             pod, reason, message, type_="Warning" if warning else "Normal", component=component
         )
+
+
+def _no_route_detail(ref: str) -> str:
+    """containerd's message when the registry cannot be reached (a node without internet)."""
+    registry, _, rest = ref.partition("/")
+    host = "registry-1.docker.io" if registry == "docker.io" else registry
+    repo, _, tag = rest.rpartition(":")
+    return (
+        f'rpc error: code = DeadlineExceeded desc = failed to pull and unpack image "{ref}": '
+        f'failed to resolve reference "{ref}": failed to do request: Head '
+        f'"https://{host}/v2/{repo}/manifests/{tag}": dial tcp: lookup {host}: i/o timeout'
+    )

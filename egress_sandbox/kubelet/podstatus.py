@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,24 @@ def is_curl_image(image: str) -> bool:
     ref = normalize_image(image).split("@")[0]
     repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
     return "curl" in repo
+
+
+# ACR's VPC endpoints: registry-vpc.<region>.aliyuncs.com (Personal Edition) and
+# <instance>-registry-vpc.<region>.cr.aliyuncs.com (Enterprise Edition), reached without internet
+# (https://www.alibabacloud.com/help/en/acr/user-guide/pull-images-over-a-vpc).
+_VPC_REGISTRY = re.compile(
+    r"^(registry-vpc\.[a-z0-9-]+\.aliyuncs\.com|[a-z0-9-]+-registry-vpc\.[a-z0-9-]+\.cr\.aliyuncs\.com)$"
+)
+
+
+def registry_of(image: str) -> str:
+    """The registry host of an image reference (``docker.io`` when it names none)."""
+    return normalize_image(image).split("/", 1)[0]
+
+
+def needs_internet(image: str) -> bool:
+    """True unless the image comes from an ACR VPC endpoint."""
+    return not _VPC_REGISTRY.match(registry_of(image))
 
 
 @dataclass

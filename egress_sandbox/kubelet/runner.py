@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CURL = "/usr/bin/curl"
-_NS_WRAPPER = 'mount --bind "$1" /etc/resolv.conf 2>/dev/null; shift; exec "$@"'
+# $1 replaces /etc/resolv.conf, $2 /etc/hosts: the names the cluster's DNS would answer.
+_NS_WRAPPER = (
+    'mount --bind "$1" /etc/resolv.conf 2>/dev/null; mount --bind "$2" /etc/hosts 2>/dev/null;'
+    ' shift 2; exec "$@"'
+)
 # An empty network namespace with a private mount namespace, running a shell command in it.
 _UNSHARE_NET_MOUNT = ["--net", "--mount", "--propagation", "private", "/bin/sh", "-c"]
 
@@ -66,6 +70,7 @@ class CurlProcess:
         isolation: Isolation,
         resolv: Path,
         ca_bundle: Path | None = None,
+        hosts: Path | None = None,
     ) -> None:
         self._home = Path(tempfile.mkdtemp(prefix="curl-home-"))
         scheme = "socks5" if isolation.net else "socks5h"
@@ -80,7 +85,16 @@ class CurlProcess:
         # -q first: no curlrc is read, so nothing outside the argv can change the proxy.
         argv = [CURL, "-q", *args]
         if isolation.net and isolation.mount:
-            argv = ["unshare", *_UNSHARE_NET_MOUNT, _NS_WRAPPER, "sh", str(resolv), *argv]
+            etc_hosts = str(hosts or "/etc/hosts")
+            argv = [
+                "unshare",
+                *_UNSHARE_NET_MOUNT,
+                _NS_WRAPPER,
+                "sh",
+                str(resolv),
+                etc_hosts,
+                *argv,
+            ]
         elif isolation.net:
             argv = ["unshare", "--net", *argv]
         self._argv = argv

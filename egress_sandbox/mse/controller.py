@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from egress_sandbox.aliyun.ram.models import missing_mse_roles
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.scheduler import Scheduler
@@ -24,6 +25,7 @@ from egress_sandbox.mse import gateway as gwmod
 from egress_sandbox.mse import ingress_status, install, listeners
 from egress_sandbox.mse.binding import config_type_registered
 from egress_sandbox.mse.crd import GROUP, MSE_INGRESS_CONFIG, PLURAL
+from egress_sandbox.mse.gateway import unauthorized_message
 from egress_sandbox.topology import Transition, Transitions
 
 if TYPE_CHECKING:
@@ -55,8 +57,10 @@ class MseController:
         dataplane: DataPlane,
         kubeconfig: Callable[[], str],
         stuck: StuckRegistry | None = None,
+        public_slb_by_default: bool = False,
     ) -> None:
         self.store = store
+        self.public_slb_by_default = public_slb_by_default
         self.stuck = stuck or StuckRegistry()
         self.cloud = cloud
         self.cloud_lock = cloud_lock
@@ -244,6 +248,9 @@ class MseController:
     def _validate(self, obj: Obj) -> str | None:
         spec = obj.get("spec") or {}
         with self.cloud_lock:
+            missing = missing_mse_roles(self.cloud)
+            if missing:
+                return unauthorized_message(missing)
             try:
                 gwmod.gateway_vswitches(self.cloud, spec, self._cluster())
             except gwmod.GatewayError as exc:
@@ -298,6 +305,7 @@ class MseController:
                     config_name=name,
                     spec=obj.get("spec") or {},
                     cluster_id=self._cluster(),
+                    public_by_default=self.public_slb_by_default,
                 )
                 addresses = ", ".join(
                     f"{lb.address_type} CLB {lb.load_balancer_id} at {lb.address}" for lb in lbs

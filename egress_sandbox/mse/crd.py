@@ -1,7 +1,8 @@
 """The MseIngressConfig CustomResourceDefinition, as the MSE Ingress Controller installs it.
 
-Field names, enums and ranges follow the "Configure an MseIngressConfig" page (see
-/work/shared/reference/mse-ingress.md section 1.2). Details the docs do not print are marked
+Field names, enums and ranges follow the "Configure an MseIngressConfig" page
+(https://www.alibabacloud.com/help/en/mse/user-guide/configure-mseingressconfig). Details the docs
+do not print are marked
 UNCONFIRMED: the full CRD name, the short name ``mic``, cluster scope, and ``status.message``.
 """
 

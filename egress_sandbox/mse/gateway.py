@@ -26,6 +26,25 @@ class GatewayError(Exception):
     """A semantic error that puts the MseIngressConfig into phase Failed."""
 
 
+# The help page an unauthorized account is sent to (its RAM Quick Authorization link).
+AUTHORIZATION_HELP = (
+    "https://www.alibabacloud.com/help/en/mse/user-guide/"
+    "grant-permissions-to-mse-ingress-controller-in-ack-or-ask-clusters"
+)
+
+
+def unauthorized_message(missing: list[str]) -> str:
+    """The Failed message of a config whose account lacks MSE roles.
+
+    [UNCONFIRMED] The real controller's wording is not documented; this one names what is
+    missing and where it is granted (docs/aliyun-emulation.md).
+    """
+    return (
+        f"Failed to pass the precheck: RAM role(s) {', '.join(missing)} not found; "
+        f"grant them with RAM Quick Authorization ({AUTHORIZATION_HELP})"
+    )
+
+
 def _next_free_address(cloud: CloudState, cidr: str, start: int = 10) -> str:
     net = ipaddress.ip_network(cidr)
     used = {lb.address for lb in cloud.load_balancers.values()}
@@ -76,9 +95,19 @@ def gateway_of_config(cloud: CloudState, config_name: str) -> MseGateway | None:
 
 
 def provision(
-    cloud: CloudState, ids: IdFactory, *, config_name: str, spec: dict[str, Any], cluster_id: str
+    cloud: CloudState,
+    ids: IdFactory,
+    *,
+    config_name: str,
+    spec: dict[str, Any],
+    cluster_id: str,
+    public_by_default: bool = False,
 ) -> tuple[MseGateway, list[LoadBalancer]]:
-    """Create (or, with ``spec.id``, adopt) the gateway; return it and the CLBs to open."""
+    """Create (or, with ``spec.id``, adopt) the gateway; return it and the CLBs to open.
+
+    ``public_by_default``: a config without publicSLBSpec still gets a public CLB, as the
+    documented default of publicSLBSpec would give (topology ``mse_public_slb``).
+    """
     vswitches = gateway_vswitches(cloud, spec, cluster_id)
     instance = ((spec.get("common") or {}).get("instance")) or {}
     network = ((spec.get("common") or {}).get("network")) or {}
@@ -132,8 +161,9 @@ def provision(
     lbs = [private]
     # Only an explicit publicSLBSpec makes a public CLB: this is what the egress procedure
     # relies on, though the docs leave it UNCONFIRMED (reference 1.2, gap 2).
-    if network.get("publicSLBSpec"):
-        public = clb("public", network["publicSLBSpec"], "internet", PUBLIC_CLB_BLOCK)
+    public_spec = network.get("publicSLBSpec") or (DEFAULT_SLB_SPEC if public_by_default else "")
+    if public_spec:
+        public = clb("public", public_spec, "internet", PUBLIC_CLB_BLOCK)
         gw.public_slb_id = public.load_balancer_id
         lbs.append(public)
     cloud.gateways[gw.gateway_id] = gw

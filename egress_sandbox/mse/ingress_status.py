@@ -2,7 +2,10 @@
 
 Bound Ingresses get ``[{"ip": <internal CLB address>}]`` (plus ``ports`` when the data plane
 could not bind port 80 or 443, so clients can still find it: the real port of each listener, 80
-first); unbound ones get an empty status.
+first); unbound ones get an empty status. With the topology's ``ingress_status_hostname`` the
+entry carries ``hostname`` instead, as for a gateway fronted by an NLB (reached by a domain
+name: https://www.alibabacloud.com/help/en/mse/product-overview/billing-overview-2); pods
+resolve that name to the CLB's address (``CloudState.pod_dns``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ def _desired(cloud: CloudState, cloud_lock: threading.RLock, cfg: Obj | None) ->
         lb = cloud.load_balancers.get(gw.private_slb_id) if gw else None
         if gw is None or lb is None:
             return {"loadBalancer": {}}, ""
-        entry: Obj = {"ip": lb.address}
+        entry: Obj = (
+            {"hostname": cloud.lb_hostname(lb)} if cloud.status_hostnames else {"ip": lb.address}
+        )
         real = sorted(lb.listen_ports.items())
         if any(port != bound for port, bound in real):
             # Every listener's real port in listener order (80 first), so ports[0] stays the

@@ -100,9 +100,10 @@ def test_02_gateway(sandbox: Any, session: Session) -> None:
     assert ("create", "MseIngressConfig") in {(c.action, c.kind) for c in first.changes}
     mic = result.objects[0]
     assert mic["status"]["phase"] == "Listening"
+    # What MSE reports: one private SLB, no Internet-facing one.
     clb = steps.gateway.clb_frame(session)
-    assert len(clb) == 1 and clb.iloc[0]["AddressType"] == "intranet"
-    assert not steps.gateway.public_clb_warnings(session)
+    assert len(clb) == 1 and clb.iloc[0]["Type"] == "PRIVATE_NET"
+    assert steps.gateway.expected_address(session) == clb.iloc[0]["Address"]
 
 
 def test_03_snat(sandbox: Any, session: Session) -> None:

@@ -63,16 +63,22 @@ DEST = Destination(
 def test_curl_args_follow_the_seed() -> None:
     args = verify.curl_args(DEST, ClbAddress("mse-ingress", "127.16.2.5"), 60)
     assert args[-3:] == [
-        "--resolve",
-        "www.aliyun.com:80:127.16.2.5",
+        "--connect-to",
+        "www.aliyun.com:80:127.16.2.5:80",
         "http://www.aliyun.com/product/aliware/mse",
     ]
+
+
+def test_curl_args_take_a_host_name_status() -> None:
+    nlb = ClbAddress("mse-ingress", None, 80, "nlb-x.cn-hangzhou.nlb.aliyuncsslb.com")
+    args = verify.curl_args(DEST, nlb, 60)
+    assert "www.aliyun.com:80:nlb-x.cn-hangzhou.nlb.aliyuncsslb.com:80" in args
     assert args[:5] == ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %{remote_ip}"]
 
 
 def test_curl_args_non_default_port() -> None:
     args = verify.curl_args(DEST, ClbAddress("mse-ingress", "127.16.2.5", 40123), 5)
-    assert "www.aliyun.com:40123:127.16.2.5" in args
+    assert "www.aliyun.com:40123:127.16.2.5:40123" in args
     assert args[-1] == "http://www.aliyun.com:40123/product/aliware/mse"
 
 

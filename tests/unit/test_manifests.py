@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from egress_lib import manifests
+from egress_lib.errors import ParameterError
 from egress_lib.parameters import Parameters, load_parameters
 
 SEED = Path(__file__).parent / "seed_manifests"
@@ -92,3 +94,91 @@ def test_to_yaml_keeps_key_order_and_block_style() -> None:
     assert "{" not in text
     assert yaml.safe_load(text) == seed("ingress-http.yaml")
     assert manifests.to_yaml([{"a": 1}, {"b": 2}]) == "a: 1\n---\nb: 2\n"
+
+
+# ---- sni and upstream_vhost -------------------------------------------------------------------
+
+HTTPS = {"destinations.0.backend_protocol": "HTTPS", "destinations.0.port": 443}
+
+
+def annotations_of(p: Parameters) -> dict[str, str]:
+    (ing,) = manifests.ingresses(p)
+    found: dict[str, str] = ing["metadata"].get("annotations", {})
+    return found
+
+
+def test_sni_sets_the_name_and_turns_it_on() -> None:
+    p = seed_params(**HTTPS, **{"destinations.0.sni": "www.aliyun.com"})
+    assert annotations_of(p) == {
+        "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
+        "nginx.ingress.kubernetes.io/proxy-ssl-name": "www.aliyun.com",
+        "nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
+    }
+    # Annotation values are strings: "on" must not become YAML's boolean.
+    assert "proxy-ssl-server-name: 'on'" in manifests.to_yaml(manifests.ingresses(p))
+
+
+def test_upstream_vhost_rewrites_the_host_header() -> None:
+    p = seed_params(**{"destinations.0.upstream_vhost": "origin.aliyun.com"})
+    assert annotations_of(p) == {"nginx.ingress.kubernetes.io/upstream-vhost": "origin.aliyun.com"}
+
+
+def test_sni_and_upstream_vhost_together() -> None:
+    p = seed_params(
+        **HTTPS,
+        **{"destinations.0.sni": "origin.aliyun.com", "destinations.0.upstream_vhost": "a.cn"},
+    )
+    ann = annotations_of(p)
+    assert ann["nginx.ingress.kubernetes.io/proxy-ssl-name"] == "origin.aliyun.com"
+    assert ann["nginx.ingress.kubernetes.io/upstream-vhost"] == "a.cn"
+
+
+def test_no_sni_no_vhost_keeps_the_seed_ingress() -> None:
+    assert "annotations" not in manifests.ingresses(seed_params())[0]["metadata"]
+
+
+def problems_of(overrides: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ParameterError) as info:
+        seed_params(**overrides)
+    return {p.path: str(p) for p in info.value.problems}
+
+
+def test_sni_needs_https() -> None:
+    found = problems_of({"destinations.0.sni": "www.aliyun.com"})
+    assert list(found) == ["destinations[0].sni"]
+    assert "'www.aliyun.com' is set with backend_protocol HTTP" in found["destinations[0].sni"]
+    assert "expected backend_protocol HTTPS" in found["destinations[0].sni"]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("*.aliyun.com", "is a wildcard"),
+        ("https://www.aliyun.com", "is not a host name"),
+        ("10.0.0.1", "is an IP address"),
+        ("Www.Aliyun.com", "is not a host name"),
+    ],
+)
+@pytest.mark.parametrize("key", ["sni", "upstream_vhost"])
+def test_bad_server_names(key: str, value: str, fragment: str) -> None:
+    found = problems_of({**HTTPS, f"destinations.0.{key}": value})
+    text = found[f"destinations[0].{key}"]
+    assert repr(value) in text and fragment in text
+
+
+def test_destinations_sharing_an_ingress_agree_on_sni_and_vhost() -> None:
+    shared = {"port": 443, "backend_protocol": "HTTPS", "ingress_name": "shared"}
+    with pytest.raises(ParameterError) as info:
+        load_parameters(
+            ROOT / "parameters" / "sandbox.yaml",
+            overrides={
+                "destinations": [
+                    {"name": "a", "host": "a.example.com", "sni": "a.example.com", **shared},
+                    {"name": "b", "host": "b.example.com", "upstream_vhost": "b.cn", **shared},
+                ]
+            },
+        )
+    found = {p.path: str(p) for p in info.value.problems}
+    assert set(found) == {"destinations[1].sni", "destinations[1].upstream_vhost"}
+    assert "None conflicts with 'a.example.com'" in found["destinations[1].sni"]
+    assert "like destinations[0], which shares Ingress 'shared'" in found["destinations[1].sni"]

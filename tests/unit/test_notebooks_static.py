@@ -138,7 +138,7 @@ def test_stored_tables_are_the_runbooks_not_pandas_frames(path: Path) -> None:
     [
         ("00-preflight", "RBAC services"),  # the checks
         ("03-configure-snat", "SnatEntryId"),  # the SNAT table (plan-only: the one before)
-        ("02-create-gateway", "LoadBalancerId"),  # the CLB table
+        ("02-create-gateway", "SlbId"),  # the CLB table (as MSE ListGatewaySlb reports it)
     ],
 )
 def test_each_table_is_shown_once(name: str, marker: str) -> None:

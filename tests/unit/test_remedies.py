@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,40 @@ def test_verify_503_points_at_the_snat_entry_of_step_03() -> None:
     assert "SNAT entry of step 03 (03-configure-snat)" in text
     assert "vsw-gateway0000000000001, vsw-gateway0000000000002" in text
     assert "'egress-gateway'" in text and "re-run 06-verify" in text
+
+
+def _rows(*statuses: int) -> VerifyResult:
+    result = _verify_result(statuses[0])
+    for i, status in enumerate(statuses[1:], start=1):
+        result.rows.append(replace(result.rows[0], destination=f"dest-{i}", status=status))
+    return result
+
+
+def test_all_routes_503_adds_the_externalname_alias_note_after_snat() -> None:
+    with pytest.raises(StepFailed) as info:
+        _rows(503, 503).raise_for_failures()
+    remedy = info.value.remedy
+    snat = remedy.index("SNAT entry of step 03 (03-configure-snat)")
+    alias = remedy.index("treat an ExternalName Service as an alias")
+    assert snat < alias
+    assert "DNS-domain service source" in remedy
+    assert "https://help.aliyun.com/en/mse/user-guide/create-service" in remedy
+    assert "re-run 06-verify" in remedy  # the SNAT remedy is kept whole
+
+
+def test_some_routes_503_keeps_the_snat_remedy_only() -> None:
+    with pytest.raises(StepFailed) as info:
+        _rows(503, 404).raise_for_failures()
+    remedy = info.value.remedy
+    assert "SNAT entry of step 03" in remedy and "ExternalName" not in remedy
+
+
+def test_503_and_a_passing_route_is_not_the_alias_case() -> None:
+    result = _rows(503, 200)
+    result.rows[1] = replace(result.rows[1], ok=True)
+    with pytest.raises(StepFailed) as info:
+        result.raise_for_failures()
+    assert "ExternalName" not in info.value.remedy
 
 
 def test_other_verify_failures_point_at_the_route() -> None:

@@ -120,15 +120,22 @@ def test_cloud_check_fixes_name_what_to_do() -> None:
 
     gateway = SimpleNamespace(vswitches=["vsw-gw"])
     snat = SimpleNamespace(nat_gateway_id=None, snat_ip="1.2.3.4")
-    session = SimpleNamespace(params=SimpleNamespace(cluster_id="c1", gateway=gateway, snat=snat))
+    verify = SimpleNamespace(image="curlimages/curl:8.10.1")
+    params = SimpleNamespace(
+        cluster_id="c1", gateway=gateway, snat=snat, verify=verify, kube_context=None
+    )
+    api = SimpleNamespace(configuration=SimpleNamespace(host="https://192.0.2.1:6443"))
+    session = SimpleNamespace(params=params, api_client=api)
     facts = preflight.Facts(
-        cluster={"state": "running", "vpc_id": "vpc-1", "vswitch_ids": ["vsw-gw"]},
+        cluster={"state": "running", "vpc_id": "vpc-1", "vswitch_ids": ["vsw-cp"]},
         kubernetes_version="v1.30.1",
         vpc={"VpcId": "vpc-1"},
         vswitches=[{"VSwitchId": "vsw-gw"}],
         nat_gateways=[{"NatGatewayId": "ngw-1", "NetworkType": "internet"}],
         eips={"ngw-1": [{"IpAddress": "47.0.0.1"}]},
         gateway_vswitches=("vsw-gw",),
+        # The nodes' vSwitch comes from the node pools, not from the cluster's vswitch_ids.
+        node_pools=[{"scaling_group": {"vswitch_ids": ["vsw-gw"]}}],
     )
     found = {c.name: c for c in preflight.cloud_checks(session, facts)}  # type: ignore[arg-type]
     assert found["snat.snat_ip is an EIP of the NAT gateway"].fix.startswith(
@@ -136,6 +143,7 @@ def test_cloud_check_fixes_name_what_to_do() -> None:
     )
     shared = found["gateway vSwitches are not the nodes' vSwitches"]
     assert shared.mark == "⚠ warning" and "gateway.vswitches" in shared.fix
+    assert "ACR namespace" in found["verify.image can be pulled by the nodes"].fix
     assert all(c.fix for c in found.values() if not c.ok)
 
 

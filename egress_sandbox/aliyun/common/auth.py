@@ -28,6 +28,7 @@ from typing import Literal
 
 from egress_sandbox.aliyun.common import errors
 from egress_sandbox.aliyun.common import signature as sig
+from egress_sandbox.aliyun.common.ram_policy import RamPolicy, ram_action
 from egress_sandbox.aliyun.records import CloudState
 
 MAX_SKEW_SECONDS = 15 * 60
@@ -40,6 +41,7 @@ class Principal:
     kind: Literal["access_key", "sts", "bearer"]
     access_key_id: str  # "" for bearer tokens
     read_only: bool
+    policy: RamPolicy | None = None  # None: every action is allowed
 
 
 @dataclass(frozen=True)
@@ -221,8 +223,9 @@ class Authenticator:
             key = self._cloud.access_keys.get(access_key_id)
             sts = self._cloud.sts_tokens.get(access_key_id)
         if key is not None:
+            policy = RamPolicy.parse(key.policy) if key.policy is not None else None
             return key.access_key_secret, Principal(
-                key.principal, "access_key", key.access_key_id, key.read_only
+                key.principal, "access_key", key.access_key_id, key.read_only, policy
             )
         if sts is None:
             raise errors.InvalidAccessKeyIdNotFound()
@@ -237,13 +240,25 @@ class Authenticator:
         )
 
 
-def check_permission(principal: Principal, *, service: str, action: str, account_id: str) -> None:
-    """Deny a read-only principal any mutating action with the 403 the real RAM check gives."""
-    if not principal.read_only:
+def check_permission(
+    principal: Principal, *, service: str, action: str, mutating: bool, account_id: str
+) -> None:
+    """Refuse a call its RAM action is not allowed for, with the 403 the real RAM check gives.
+
+    A read-only principal may call no mutating action; a principal with a policy only what
+    the policy allows.
+    """
+    auth_action = ram_action(service, action)
+    if principal.read_only and mutating:
+        decision = "ImplicitDeny"
+    elif principal.policy is not None:
+        decision = principal.policy.decide(auth_action)
+    else:
         return
-    auth_action = f"{service}:{action}"
+    if decision == "Allow":
+        return
     diagnostic = json.dumps(
-        {"AuthAction": auth_action, "Principal": principal.name, "Decision": "ImplicitDeny"},
+        {"AuthAction": auth_action, "Principal": principal.name, "Decision": decision},
         sort_keys=True,
     )
     raise errors.ForbiddenRam(
@@ -253,7 +268,7 @@ def check_permission(principal: Principal, *, service: str, action: str, account
             "EncodedDiagnosticMessage": base64.b64encode(diagnostic.encode()).decode(),
             "AuthPrincipalType": "AssumedRoleUser" if principal.kind == "sts" else "SubUser",
             "AuthPrincipalDisplayName": principal.name,
-            "NoPermissionType": "ImplicitDeny",
+            "NoPermissionType": decision,
             "AuthAction": auth_action,
         }
     )

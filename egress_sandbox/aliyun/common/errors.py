@@ -1,6 +1,7 @@
 """Alibaba Cloud OpenAPI errors: a catalogue of codes, rendered the way the real service does.
 
-Two renderings exist (reference §D6, §E):
+Two renderings exist (the SDK's error handling in alibabacloud_tea_openapi, and the common error
+codes at https://api.aliyun.com/document/Vpc/2016-04-28/errorCode):
 
 * POP gateway / RPC products (VPC, SLB) and gateway-level errors on every product
   (authentication, signature, unknown action, throttling): PascalCase

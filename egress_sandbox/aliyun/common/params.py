@@ -1,6 +1,7 @@
 """RPC request parameters as the real service reads them.
 
-The SDK serialises everything into the query string (reference §D3): booleans as ``True``/
+The SDK serialises everything into the query string (Tea's query serialisation in
+alibabacloud_tea_openapi): booleans as ``True``/
 ``False``, lists as ``Name.1``, ``Name.2``, and lists of models as ``Tag.1.Key``. Required
 parameters are not checked client-side, so the server must answer ``Missing<Param>``.
 """

@@ -30,7 +30,14 @@ from egress_sandbox.aliyun.common import errors
 from egress_sandbox.aliyun.common.model import CloudModel
 from egress_sandbox.aliyun.hooks import CloudHooks
 from egress_sandbox.aliyun.lifecycle import Lifecycle
-from egress_sandbox.aliyun.records import AVAILABLE_ADDONS, Addon, CloudState, Cluster, Task
+from egress_sandbox.aliyun.records import (
+    AVAILABLE_ADDONS,
+    Addon,
+    CloudState,
+    Cluster,
+    NodePool,
+    Task,
+)
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.topology import Transitions
 
@@ -105,6 +112,16 @@ class CsModel(CloudModel):
     def cluster(self, cluster_id: str) -> Cluster:
         with self.lock:
             return copy.deepcopy(self._cluster(cluster_id))
+
+    def node_pools(self, cluster_id: str, name: str | None = None) -> list[NodePool]:
+        """The cluster's node pools (those named ``name`` when given)."""
+        with self.lock:
+            self._cluster(cluster_id)
+            return [
+                copy.deepcopy(p)
+                for p in self.cloud.node_pools.values()
+                if p.cluster_id == cluster_id and (name is None or p.name == name)
+            ]
 
     def addon(self, cluster_id: str, name: str) -> Addon:
         with self.lock:

@@ -1,4 +1,6 @@
-"""CS 2015-12-15 (ROA) actions: routes, request bodies and the snake_case shapes of reference §C.
+"""CS 2015-12-15 (ROA) actions: routes, request bodies and the snake_case response shapes.
+
+The shapes are the CS API reference's (docs/aliyun-emulation.md lists the pages).
 
 Choices [UNCONFIRMED]: InstallClusterAddons answers ``{cluster_id, request_id, task_id}`` (the
 SDK model; old docs show an empty 200) and requires ``version`` (the SDK marks it required);
@@ -15,12 +17,13 @@ from typing import Any
 from egress_sandbox.aliyun.common import errors
 from egress_sandbox.aliyun.common.dispatch import Call, Handler, RoaRegistry
 from egress_sandbox.aliyun.cs.models import AddonRequest, CsModel
-from egress_sandbox.aliyun.records import AVAILABLE_ADDONS, Addon, Cluster, Task
+from egress_sandbox.aliyun.records import AVAILABLE_ADDONS, Addon, Cluster, NodePool, Task
 
 VERSION = "2015-12-15"
 
 RULES: list[tuple[str, str, str]] = [
     ("GET", "/clusters/<cluster_id>", "DescribeClusterDetail"),
+    ("GET", "/clusters/<cluster_id>/nodepools", "DescribeClusterNodePools"),
     ("GET", "/clusters/<cluster_id>/components/version", "DescribeClusterAddonsVersion"),
     ("GET", "/clusters/<cluster_id>/addon_instances", "ListClusterAddonInstances"),
     ("GET", "/clusters/<cluster_id>/addon_instances/<name>", "GetClusterAddonInstance"),
@@ -63,6 +66,7 @@ class CsResponses:
     def registry(self) -> RoaRegistry:
         handlers: dict[str, Handler] = {
             "DescribeClusterDetail": self.describe_cluster_detail,
+            "DescribeClusterNodePools": self.describe_cluster_node_pools,
             "DescribeClusterAddonsVersion": self.describe_cluster_addons_version,
             "ListClusterAddonInstances": self.list_cluster_addon_instances,
             "GetClusterAddonInstance": self.get_cluster_addon_instance,
@@ -96,7 +100,10 @@ class CsResponses:
             "init_version": c.current_version,
             "next_version": "",
             "master_url": json.dumps(
-                {"api_server_endpoint": "", "intranet_api_server_endpoint": ""}
+                {
+                    "api_server_endpoint": c.api_server_endpoint,
+                    "intranet_api_server_endpoint": c.api_server_endpoint,
+                }
             ),
             "container_cidr": "172.20.0.0/16",
             "service_cidr": "172.21.0.0/20",
@@ -122,6 +129,54 @@ class CsResponses:
 
     def describe_cluster_detail(self, call: Call) -> dict[str, Any]:
         return self._detail(self.model.cluster(call.path_args["cluster_id"]))
+
+    @staticmethod
+    def _node_pool(pool: NodePool, c: Cluster) -> dict[str, Any]:
+        # The fields of the SDK model DescribeClusterNodePoolsResponseBodyNodepools that a
+        # caller reads; the nodes' vSwitches are scaling_group.vswitch_ids.
+        return {
+            "nodepool_info": {
+                "nodepool_id": pool.nodepool_id,
+                "name": pool.name,
+                "is_default": pool.is_default,
+                "type": "ess",
+                "region_id": c.region_id,
+                "resource_group_id": "rg-acfmsandbox00000",
+                "created": pool.created,
+                "updated": pool.created,
+            },
+            "scaling_group": {
+                "vswitch_ids": list(pool.vswitch_ids),
+                "security_group_id": c.security_group_id,
+                "desired_size": pool.size,
+                "instance_types": ["ecs.g7.xlarge"],
+                "instance_charge_type": "PostPaid",
+                "image_type": "AliyunLinux3",
+                "multi_az_policy": "BALANCE",
+                "scaling_group_id": "asg-" + pool.nodepool_id[2:22],
+                "system_disk_category": "cloud_essd",
+                "system_disk_size": 120,
+                "tags": [],
+            },
+            "status": {
+                "state": pool.state,
+                "total_nodes": pool.size,
+                "healthy_nodes": pool.size,
+                "serving_nodes": pool.size,
+                "failed_nodes": 0,
+                "initial_nodes": 0,
+                "offline_nodes": 0,
+                "removing_nodes": 0,
+            },
+            "kubernetes_config": {"runtime": "containerd", "runtime_version": "1.6.28"},
+            "management": {"enable": True, "auto_repair": True},
+            "max_nodes": 0,
+        }
+
+    def describe_cluster_node_pools(self, call: Call) -> dict[str, Any]:
+        cluster = self.model.cluster(call.path_args["cluster_id"])
+        pools = self.model.node_pools(cluster.cluster_id, call.params.get("NodepoolName"))
+        return {"nodepools": [self._node_pool(p, cluster) for p in pools]}
 
     def describe_cluster_user_kubeconfig(self, call: Call) -> dict[str, Any]:
         cluster_id = call.path_args["cluster_id"]

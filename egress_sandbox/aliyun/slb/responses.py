@@ -1,4 +1,4 @@
-"""SLB 2014-05-15 read actions and their response shapes (reference §B).
+"""SLB 2014-05-15 read actions and their response shapes (the SLB API reference, https://www.alibabacloud.com/help/en/slb/classic-load-balancer/developer-reference/api-slb-2014-05-15-describeloadbalancers).
 
 Choices [UNCONFIRMED]: InvalidLoadBalancerId.NotFound is 404; an unknown RegionId is
 404 InvalidRegionId.NotFound as for VPC; DescribeLoadBalancers pages 10 by default (max 100)

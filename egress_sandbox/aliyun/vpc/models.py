@@ -1,6 +1,8 @@
 """The VPC rules over CloudState, without HTTP: queries and the SNAT entry lifecycle.
 
-SNAT rules (reference §A3-A5), strict like the real service:
+SNAT rules
+(https://www.alibabacloud.com/help/en/vpc/developer-reference/api-vpc-2016-04-28-createsnatentry and
+its DeleteSnatEntry/ModifySnatEntry siblings), strict like the real service:
 * the table must exist (404 InvalidSnatTableId.NotFound) and its NAT gateway be Available
   (400 IncorrectStatus.NATGW);
 * exactly one of SourceVSwitchId / SourceCIDR (400 INVALID_PARAMETER otherwise [UNCONFIRMED code]);
@@ -40,6 +42,8 @@ from egress_sandbox.aliyun.records import (
     ClientTokenRecord,
     Eip,
     NatGateway,
+    RouteEntry,
+    RouteTable,
     SnatEntry,
     Vpc,
     VSwitch,
@@ -128,6 +132,27 @@ class VpcModel(CloudModel):
 
     def snat_entries(self) -> list[SnatEntry]:
         return self._copies(self.cloud.snat_entries)
+
+    def route_tables(self) -> list[RouteTable]:
+        return self._copies(self.cloud.route_tables)
+
+    def route_entries(self) -> list[RouteEntry]:
+        return self._copies(self.cloud.route_entries)
+
+    def route_table_vswitches(self, table: RouteTable) -> list[str]:
+        """The vSwitches the table serves: its bound ones, or (System) every unbound one."""
+        with self.lock:
+            return [
+                v.vswitch_id
+                for v in self.cloud.vswitches.values()
+                if self.route_table_id_of(v.vswitch_id)[0] == table.route_table_id
+            ]
+
+    def route_table_id_of(self, vswitch_id: str) -> tuple[str, str]:
+        """(RouteTableId, RouteTableType) of the table that serves the vSwitch."""
+        with self.lock:
+            table = self.cloud.route_table_of(vswitch_id)
+            return (table.route_table_id, table.route_table_type) if table else ("", "")
 
     def nat_ip_list(self, nat_gateway_id: str) -> list[tuple[Eip, bool]]:
         """The EIPs bound to a NAT gateway, each with whether an SNAT entry uses it."""

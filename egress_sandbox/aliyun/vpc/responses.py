@@ -1,4 +1,6 @@
-"""VPC 2016-04-28 actions: parameter checks, filters and the response shapes of reference §A.
+"""VPC 2016-04-28 actions: parameter checks, filters and the response shapes.
+
+The shapes are the VPC API reference's (docs/aliyun-emulation.md lists the pages).
 
 One method per action, named like the SDK method. Each returns the body without ``RequestId``
 (the server adds it first). Lists use the real double wrappers (``NatGateways: {NatGateway: []}``).
@@ -25,6 +27,7 @@ from egress_sandbox.aliyun.vpc.models import (
     validate_snat_entry_name,
     validate_snat_ips,
 )
+from egress_sandbox.aliyun.vpc.route_responses import ROUTE_ACTIONS, RouteResponses
 
 # Action name -> (method name, mutating). The server's registry of known VPC actions.
 ACTIONS: dict[str, tuple[str, bool]] = {
@@ -37,6 +40,7 @@ ACTIONS: dict[str, tuple[str, bool]] = {
     "CreateSnatEntry": ("create_snat_entry", True),
     "ModifySnatEntry": ("modify_snat_entry", True),
     "DeleteSnatEntry": ("delete_snat_entry", True),
+    **ROUTE_ACTIONS,
 }
 
 _RESOURCE_GROUP = "rg-acfmsandbox00000"
@@ -46,7 +50,7 @@ def _suffix(resource_id: str) -> str:
     return resource_id.split("-", 1)[1]
 
 
-class VpcResponses:
+class VpcResponses(RouteResponses):
     def __init__(self, model: VpcModel) -> None:
         self.model = model
 
@@ -86,7 +90,11 @@ class VpcResponses:
             "NatGatewayIds": {
                 "NatGatewayIds": [n.nat_gateway_id for n in nats if n.vpc_id == vpc.vpc_id]
             },
-            "RouterTableIds": {"RouterTableIds": ["vtb-" + _suffix(vpc.vpc_id)]},
+            "RouterTableIds": {
+                "RouterTableIds": [
+                    t.route_table_id for t in self.model.route_tables() if t.vpc_id == vpc.vpc_id
+                ]
+            },
             "Ipv6CidrBlocks": {"Ipv6CidrBlock": []},
             "Tags": {"Tag": []},
         }
@@ -115,6 +123,7 @@ class VpcResponses:
         }
 
     def _vswitch(self, vsw: VSwitch) -> dict[str, Any]:
+        table_id, table_type = self.model.route_table_id_of(vsw.vswitch_id)
         return {
             "VSwitchId": vsw.vswitch_id,
             "VSwitchName": vsw.vswitch_name,
@@ -132,15 +141,12 @@ class VpcResponses:
             "OwnerId": self._owner,
             "ResourceGroupId": _RESOURCE_GROUP,
             "ShareType": "",
-            "RouteTable": {
-                "RouteTableId": "vtb-" + _suffix(vsw.vpc_id),
-                "RouteTableType": "System",
-            },
+            "RouteTable": {"RouteTableId": table_id, "RouteTableType": table_type},
             "Tags": {"Tag": []},
         }
 
     def describe_vswitches(self, p: Params) -> dict[str, Any]:
-        # "Specify at least one of RegionId and VpcId" (reference §A7).
+        # "Specify at least one of RegionId and VpcId" (https://www.alibabacloud.com/help/en/vpc/developer-reference/api-vpc-2016-04-28-describevswitches).
         vpc_id = p.get("VpcId")
         if p.get("RegionId") is None and vpc_id is None:
             raise errors.MissingParameter("RegionId")

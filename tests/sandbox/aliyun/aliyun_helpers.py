@@ -216,7 +216,8 @@ def assert_pop_error(
     """A gateway/RPC error as the SDK surfaces it: code, status, its message format, the body.
 
     The SDK formats ``message`` as ``code: <status>, <Message> request id: <RequestId>`` and
-    keeps the whole body (plus ``statusCode``) in ``data`` (reference §D6).
+    keeps the whole body (plus ``statusCode``) in ``data`` (alibabacloud_tea_openapi's error
+    handling).
     """
     assert (e.code, e.status_code) == (code, status), (e.code, e.status_code, e.message)
     assert e.message.startswith(f"code: {status}, ")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-# The credentials library reads its environment once, at import time (reference §D9).
+# The credentials library reads its environment once, at import time (alibabacloud_credentials'
+# default chain).
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import threading

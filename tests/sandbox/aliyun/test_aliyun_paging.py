@@ -1,6 +1,7 @@
 """Paging of every Describe* action over a topology with 60 SNAT entries and 121 EIPs.
 
-Defaults and maxima (reference §A, §B1): PageSize 10 by default everywhere; at most 50 for
+Defaults and maxima (the VPC and SLB API reference pages): PageSize 10 by default everywhere; at
+most 50 for
 VPCs, vSwitches, NAT gateways and SNAT entries, at most 100 for EIPs and load balancers.
 """
 

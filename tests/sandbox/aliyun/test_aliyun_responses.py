@@ -2,7 +2,7 @@
 
 ``rpc_call`` goes through the SDK's generic ``call_api``, which hands back the raw JSON body, so
 the tests see exactly the keys the emulator sends (the typed models would drop unknown keys and
-invent missing ones as None). Key lists are the reference's (§A1-A9, §B1-B2).
+invent missing ones as None). Key lists are the API reference pages' (docs/aliyun-emulation.md).
 """
 
 from __future__ import annotations

@@ -109,9 +109,7 @@ def test_sandbox_restart_fails_a_running_curl_pod(home: Path) -> None:
     assert pods is not None
     try:
         # SNAT for the node vSwitch, so the pod can hold a connection to the origin open.
-        add_snat(
-            box.cloud, box.cloud_lock, box.ids, box.cloud.clusters[box.cluster_id].vswitch_ids[0]
-        )
+        add_snat(box.cloud, box.cloud_lock, box.ids, box.cloud.node_vswitch_ids(box.cluster_id)[0])
         # telnet:// keeps the connection to the origin open: the container runs until killed.
         box.store.create(pods, pod("holder", args=["-sS", "telnet://47.246.1.1:80"]))
         wait_for(lambda: _phase(box.store, "holder") == "Running", 15, "Running")

@@ -92,7 +92,7 @@ def test_describe_pod_shows_kubelet_events(box: Sandbox) -> None:
         box,
         "run",
         name,
-        "--image=curlimages/curl",
+        "--image=registry-vpc.cn-hangzhou.aliyuncs.com/egress-runbook/curl",
         "--restart=Never",
         "--",
         "curl",
