@@ -40,7 +40,9 @@ from egress_sandbox.k8s.bootstrap import bootstrap_cluster
 from egress_sandbox.k8s.server import KubeApiServer
 from egress_sandbox.k8s.store import Store
 from egress_sandbox.kubelet import Kubelet
+from egress_sandbox.kubelet.podips import node_pod_subnet
 from egress_sandbox.mse.controller import MseController
+from egress_sandbox.seed_objects import seed_objects
 from egress_sandbox.topology import Topology, build_cloud
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,20 @@ class Sandbox:
             self.cloud = build_cloud(topo, self.ids)
             self.pki = SandboxPki(self.home)
             self.audit.clear()
-        bootstrap_cluster(self.store)  # creates only what is missing
+        node_ip = str(next(iter(ipaddress.ip_network(self._node_cidr()).hosts())) + 9)
+        node_name = f"{topo.region_id}.{node_ip}"
+        bootstrap_cluster(  # creates only what is missing
+            self.store,
+            node_name=node_name,
+            node_ip=node_ip,
+            pod_cidr=str(node_pod_subnet(topo.pod_cidr, node_ip)),
+            region=topo.region_id,
+        )
         if saved is None:
             self.tokens = Tokens(
                 self.ids.hex(40, stream="token-admin"), self.ids.hex(40, stream="token-ro")
             )
+            seed_objects(self.store, topo, self.pki)  # a restored world keeps what it saved
 
         self.dataplane = DataPlane(
             self.store,
@@ -131,7 +142,10 @@ class Sandbox:
             pki=self.pki,
             prefer_port=self._clb_port,
             podnet_socket=self.podnet_socket,
+            origin_hosts=list(topo.origin_hosts),
         )
+        if self.dataplane.podnet is not None:
+            self.dataplane.podnet.node_ip = node_ip  # the node's own socket leaves from here
         self.mse = MseController(
             self.store,
             self.cloud,
@@ -144,16 +158,16 @@ class Sandbox:
             stuck=self.stuck,
             public_slb_by_default=topo.mse_public_slb,
         )
-        node_ip = str(next(iter(ipaddress.ip_network(self._node_cidr()).hosts())) + 9)
         self.kubelet = Kubelet(
             self.store,
             podnet_socket=self.podnet_socket,
             ids=self.ids,
-            node_name=f"{topo.region_id}.{node_ip}",
+            node_name=node_name,
             host_ip=node_ip,
             ca_bundle=self.pki.ca_path,
             pod_dns=self._pod_dns,
             internet=self._nodes_reach_internet,
+            pod_cidr=topo.pod_cidr,
         )
         self.k8s = KubeApiServer(
             self.store,

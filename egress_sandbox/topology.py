@@ -31,6 +31,7 @@ from egress_sandbox.aliyun.records import (
     VSwitch,
 )
 from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.dataplane.origin_rules import OriginHost
 
 TransitionMode = Literal["immediate", "timed", "manual"]
 
@@ -88,6 +89,30 @@ class RouteTableSpec(_Strict):
     default_route: bool = False
 
 
+class TlsSecretSpec(_Strict):
+    """A kubernetes.io/tls Secret the cluster already has, issued by the sandbox CA."""
+
+    namespace: str = "default"
+    name: str
+    hosts: list[str] = Field(default_factory=list)  # a server certificate for these names
+    client: bool = False  # a client certificate (CN = common_name) instead
+    common_name: str = "egress-gateway"
+
+
+def _default_origin_hosts() -> list[OriginHost]:
+    # parameters/sandbox-policies.yaml's payment API: mTLS with SNI, as payment providers do.
+    return [
+        OriginHost(host="api.payments.example", require_sni=True, require_client_certificate=True)
+    ]
+
+
+def _default_secrets() -> list[TlsSecretSpec]:
+    return [
+        TlsSecretSpec(name="egress-client-cert", client=True),
+        TlsSecretSpec(name="payments-gateway-tls", hosts=["api.payments.example"]),
+    ]
+
+
 class Topology(_Strict):
     seed: int = 20250108
     region_id: str = "cn-hangzhou"
@@ -113,6 +138,17 @@ class Topology(_Strict):
     # True: the MSE controller writes Ingress status ``hostname`` (an NLB's DNS name), not ``ip``.
     ingress_status_hostname: bool = False
     cluster_id: str | None = None
+    # The pods' addresses (Flannel-style, outside the VPC): the same for every loopback block,
+    # so that the IP lists of a parameters file fit every sandbox. hostNetwork pods get the
+    # node's address instead.
+    pod_cidr: str = "127.244.0.0/16"
+    # Hosts of the "internet" that require SNI or a client certificate, or are down.
+    origin_hosts: list[OriginHost] = Field(default_factory=_default_origin_hosts)
+    # Objects the cluster already has, as an operator's would: TLS Secrets from the sandbox
+    # CA, and an audit echo server (namespace egress-audit, Service audit:8080) that traffic
+    # can be mirrored to.
+    seed_secrets: list[TlsSecretSpec] = Field(default_factory=_default_secrets)
+    audit_service: bool = True
     transitions: Transitions = Transitions()
     # The RAM roles MSE Ingress needs (AliyunServiceRoleForMSE, AliyunCSManagedMseRole); false:
     # the account was never authorized, so MseIngressConfigs go Failed.

@@ -1,5 +1,5 @@
 """``egress-sandbox``: run the sandbox (up|down|status|env|reset|serve) and drive it at run time
-(fault|transition|audit).
+(fault|transition|origin|audit).
 
 The world (Kubernetes objects, cloud resources) survives ``down``/``up`` in state.json; only
 ``reset`` forgets it. Faults and run-time transition modes live in memory only.

@@ -1,7 +1,8 @@
-"""``egress-sandbox fault|transition|audit``: drive a running sandbox through its control endpoint.
+"""``egress-sandbox fault|transition|origin|audit``: drive a running sandbox through its control
+endpoint.
 
-Faults, stuck holds and run-time transition modes live in the sandbox's memory only: they are
-never saved to state.json, and ``down``/``up`` or ``reset`` clears them.
+Faults, stuck holds, run-time transition modes and downed public hosts live in the sandbox's
+memory only: they are never saved to state.json, and ``down``/``up`` or ``reset`` clears them.
 """
 
 from __future__ import annotations
@@ -164,6 +165,28 @@ def cmd_transition_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- origin ----------------------------------------------------------------------------------
+
+
+def cmd_origin_set(args: argparse.Namespace) -> int:
+    client = _client(args)
+    rule = client.origin_down(args.host) if args.state == "down" else client.origin_up(args.host)
+    what = "down: connections to it are refused" if rule["down"] else "up"
+    print(f"{rule['host']} is {what}")
+    return 0
+
+
+def cmd_origin_list(args: argparse.Namespace) -> int:
+    hosts = _client(args).origin_hosts()
+    if args.json:
+        _print_json(hosts)
+    elif hosts:
+        print_table(hosts, ("host", "down", "require_sni", "require_client_certificate"))
+    else:
+        print("no host has rules: every public host is a plain echo")
+    return 0
+
+
 # ---- audit -----------------------------------------------------------------------------------
 
 
@@ -228,6 +251,15 @@ examples:
   egress-sandbox transition set --kind snat_entry --mode manual
   egress-sandbox transition advance --id snat-...
   egress-sandbox transition set --kind mse_gateway --mode timed --seconds 5"""
+
+ORIGIN_EPILOG = """\
+The origin plays every public host. A host taken down refuses connections (the gateway answers
+503, or retries where its policy says so) until it is brought up, `fault reset` or down/up.
+
+examples:
+  egress-sandbox origin down api.maps-backup.example
+  egress-sandbox origin list
+  egress-sandbox origin up api.maps-backup.example"""
 
 AUDIT_EPILOG = """\
 Reads the running sandbox, or the audit.jsonl of a stopped one. MUTATING marks write requests
@@ -315,10 +347,31 @@ def _add_transition_parsers(sub: Any) -> None:
     tlist.set_defaults(func=_guard(cmd_transition_list))
 
 
+def _add_origin_parsers(sub: Any) -> None:
+    origin = sub_parser(
+        sub,
+        "origin",
+        "take public hosts of the sandbox's internet down or up (in memory only)",
+        epilog=ORIGIN_EPILOG,
+    )
+    osub = origin.add_subparsers(dest="origin_command", required=True, metavar="SUBCOMMAND")
+    for state, help_text in (
+        ("down", "refuse connections to a public host"),
+        ("up", "let a downed host answer again"),
+    ):
+        cmd = sub_parser(osub, state, help_text, epilog=ORIGIN_EPILOG)
+        cmd.add_argument("host", help="the public host name, e.g. api.maps-backup.example")
+        cmd.set_defaults(func=_guard(cmd_origin_set), state=state)
+    olist = sub_parser(osub, "list", "hosts with rules (topology) or a run-time state")
+    olist.add_argument("--json", action="store_true", help="JSON instead of a table")
+    olist.set_defaults(func=_guard(cmd_origin_list))
+
+
 def add_parsers(sub: Any) -> None:
-    """Add ``fault``, ``transition`` and ``audit`` to the top-level subparsers."""
+    """Add ``fault``, ``transition``, ``origin`` and ``audit`` to the top-level subparsers."""
     _add_fault_parsers(sub)
     _add_transition_parsers(sub)
+    _add_origin_parsers(sub)
     audit = sub_parser(sub, "audit", "every API request the sandbox answered", epilog=AUDIT_EPILOG)
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     audit.add_argument("--since", help="ISO time, or relative: 30s, 10m, 2h, 1d")

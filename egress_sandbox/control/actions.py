@@ -1,4 +1,5 @@
-"""What the control API can do to a running sandbox, without HTTP: faults, holds, transitions.
+"""What the control API can do to a running sandbox, without HTTP: faults, holds, transitions,
+public hosts taken down.
 
 Every operation validates its input and raises ``ValueError`` (400) or ``LookupError`` (404)
 with a message meant for the person at the terminal. Nothing here is saved to state.json.
@@ -130,6 +131,17 @@ class SandboxControls:
         resource = body.get("resource") or None
         return {"dropped": k8s_faults.drop_watches(self.box.store, resource)}
 
+    # ---- the origin ("internet") --------------------------------------------------------------
+
+    def origin_hosts(self) -> dict[str, Any]:
+        return {"hosts": self.box.dataplane.origin_rules.describe()}
+
+    def origin_set(self, body: dict[str, Any], *, down: bool) -> dict[str, Any]:
+        host = str(body.get("host") or "")
+        if not host:
+            raise ValueError("host is required (a public host name, e.g. api.maps-backup.example)")
+        return self.box.dataplane.set_origin_down(host, down)
+
     # ---- transitions -------------------------------------------------------------------------
 
     def list_transitions(self) -> dict[str, Any]:
@@ -173,6 +185,7 @@ class SandboxControls:
 
     def reset(self) -> dict[str, Any]:
         cleared = self.clear_faults()
+        cleared["origin_hosts"] = self.box.dataplane.origin_rules.clear()
         for kind in stuckmod.KINDS:
             setattr(self.transitions, kind, getattr(self._defaults, kind).model_copy())
         return {"cleared": cleared, "transitions": self.list_transitions()}

@@ -133,6 +133,18 @@ class ControlClient:
         records: list[dict[str, Any]] = self.call("GET", f"/audit{suffix}")["records"]
         return records
 
+    def origin_hosts(self) -> list[dict[str, Any]]:
+        hosts: list[dict[str, Any]] = self.call("GET", "/origin")["hosts"]
+        return hosts
+
+    def origin_down(self, host: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", "/origin/down", {"host": host})
+        return result
+
+    def origin_up(self, host: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", "/origin/up", {"host": host})
+        return result
+
     def reset(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("POST", "/reset")
         return result

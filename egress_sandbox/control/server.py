@@ -16,7 +16,11 @@ Routes::
     PUT    /_sandbox/transitions/<kind>     {mode, seconds?}
     POST   /_sandbox/transitions/advance    {id}
     GET    /_sandbox/audit?since=&mutating=&api=
-    POST   /_sandbox/reset                  faults, holds and transition modes back to start
+    GET    /_sandbox/origin                 public hosts with rules or a run-time state
+    POST   /_sandbox/origin/down            {host}: connections to it are refused
+    POST   /_sandbox/origin/up              {host}: back up
+    POST   /_sandbox/reset                  faults, holds, downed hosts and transition modes
+                                            back to start
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -59,6 +63,13 @@ def _bool(value: str | None) -> bool | None:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _origin_state(args: Mapping[str, Any]) -> bool:
+    state = str(args.get("state", ""))
+    if state not in ("down", "up"):
+        raise LookupError(f"no control route origin/{state}: use origin/down or origin/up")
+    return state == "down"
+
+
 class ControlApp:
     def __init__(
         self,
@@ -84,6 +95,8 @@ class ControlApp:
                 Rule(f"{PREFIX}/transitions/advance", endpoint="advance", methods=["POST"]),
                 Rule(f"{PREFIX}/transitions/<kind>", endpoint="transition", methods=["PUT"]),
                 Rule(f"{PREFIX}/audit", endpoint="audit", methods=["GET"]),
+                Rule(f"{PREFIX}/origin", endpoint="origin", methods=["GET"]),
+                Rule(f"{PREFIX}/origin/<state>", endpoint="origin_set", methods=["POST"]),
                 Rule(f"{PREFIX}/reset", endpoint="reset", methods=["POST"]),
             ]
         )
@@ -166,6 +179,8 @@ class ControlApp:
                     request.args.get("api") or None,
                 )
             },
+            ("origin", "GET"): c.origin_hosts,
+            ("origin_set", "POST"): lambda: c.origin_set(body, down=_origin_state(args)),
             ("reset", "POST"): c.reset,
         }
         return handlers[(endpoint, request.method)]()

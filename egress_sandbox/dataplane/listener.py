@@ -3,7 +3,8 @@
 ``stop()`` closes the listening socket and every open connection, then joins the threads
 within a deadline, so a stopped sandbox leaves no sockets or threads behind. With ``tls`` each
 connection is wrapped (server side) on its own thread before the handler sees it, so a slow
-handshake never holds up the accept loop.
+handshake never holds up the accept loop; ``tls`` may be a function choosing the context per
+connection (it may peek at the ClientHello, never consume it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 Handler = Callable[[socket.socket], None]
+TlsChoice = ssl.SSLContext | Callable[[socket.socket], ssl.SSLContext]
 ACCEPT_POLL = 0.2  # how often the accept loop looks at the stop flag
 CONN_TIMEOUT = 30.0  # idle limit per connection: every blocking read has a deadline
 
@@ -29,7 +31,7 @@ class Listener:
         sock: socket.socket,
         handle: Handler,
         *,
-        tls: ssl.SSLContext | None = None,
+        tls: TlsChoice | None = None,
     ) -> None:
         self.name = name
         self.sock = sock
@@ -89,10 +91,11 @@ class Listener:
                 _close(sock)
             _close(conn)
 
-    def _handshake(self, conn: socket.socket, tls: ssl.SSLContext) -> ssl.SSLSocket | None:
+    def _handshake(self, conn: socket.socket, tls: TlsChoice) -> ssl.SSLSocket | None:
         """The TLS socket over ``conn`` (which it takes over), or None when the handshake fails."""
         try:
-            wrapped = tls.wrap_socket(conn, server_side=True)  # bounded by CONN_TIMEOUT
+            ctx = tls if isinstance(tls, ssl.SSLContext) else tls(conn)
+            wrapped = ctx.wrap_socket(conn, server_side=True)  # bounded by CONN_TIMEOUT
         except (ssl.SSLError, OSError) as exc:
             log.info("%s: TLS handshake failed: %s", self.name, exc)
             return None

@@ -5,6 +5,11 @@ the chosen host, Exact beats Prefix on the same path and the longest path wins. 
 the Kubernetes definition (element-wise: ``/foo`` matches ``/foo`` and ``/foo/bar`` but not
 ``/foobar``); ImplementationSpecific is treated as Prefix. An Ingress ``defaultBackend`` only
 catches requests no rule matched. Conflicts go to the oldest Ingress, as in Higress.
+
+Upstream TLS follows OSS Higress ``upstreamtls.go``: SNI only when ``proxy-ssl-server-name`` is
+``on`` and ``proxy-ssl-name`` is set (no SNI otherwise, not even the ExternalName: whether MSE
+differs is UNCONFIRMED), ``proxy-ssl-secret`` (``ns/name`` or ``name``, the Ingress's namespace
+by default) makes it mutual TLS with that Secret's certificate.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from egress_sandbox.k8s.store import Store
 from egress_sandbox.mse.binding import bound_ingresses, service_type
 
 Obj = dict[str, Any]
-_PREFIXES = ("nginx.ingress.kubernetes.io/", "mse.ingress.kubernetes.io/")
+NGINX, MSE = "nginx.ingress.kubernetes.io/", "mse.ingress.kubernetes.io/"
+_PREFIXES = (NGINX, MSE)
 
 
 @dataclass(frozen=True)
@@ -30,11 +36,35 @@ class Upstream:
     sni: str | None = None
     host_header: str | None = None  # upstream-vhost rewrite
     reason: str = ""
+    client_secret: tuple[str, str] | None = None  # (namespace, name) of proxy-ssl-secret
+    load_balance: str = "round_robin"
 
 
-def _ann(obj: Obj | None, key: str) -> str | None:
+@dataclass(frozen=True)
+class Match:
+    """The route a request matched: which Ingress, rule host and path, and its backend."""
+
+    ingress: Obj
+    rule_host: str  # the rule's host as written ("" for a rule without host)
+    path: str
+    path_type: str
+    backend: Obj
+
+    @property
+    def ingress_key(self) -> str:
+        return f"{self.ingress['metadata']['namespace']}/{self.ingress['metadata']['name']}"
+
+    @property
+    def route_key(self) -> tuple[str, str, str, str]:
+        """What identifies the route (one Envoy route per Ingress rule path)."""
+        return (self.ingress_key, self.rule_host, self.path_type, self.path)
+
+
+def ann(obj: Obj | None, key: str, *, mse_only: bool = False) -> str | None:
+    """An annotation value; NGINX-compatible keys are read under both prefixes, MSE-exclusive
+    ones (``mse_only``) only under ``mse.ingress.kubernetes.io/`` (reference section 3)."""
     anns = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    for prefix in _PREFIXES:  # both prefixes are equivalent for NGINX-compatible keys
+    for prefix in (MSE,) if mse_only else _PREFIXES:
         if prefix + key in anns:
             return str(anns[prefix + key])
     return None
@@ -73,17 +103,11 @@ def _candidates(ingresses: list[Obj], host: str, path: str) -> list[tuple[Any, .
                 rpath = p.get("path") or "/"
                 if path_match(ptype, rpath, path):
                     exact = 1 if ptype == "Exact" else 0
-                    # Sort key: best host, longest path, Exact first, oldest Ingress.
-                    out.append(
-                        (
-                            -rank,
-                            -len(rpath.rstrip("/") or "/"),
-                            -exact,
-                            order,
-                            ing,
-                            p.get("backend") or {},
-                        )
+                    found = Match(
+                        ing, str(rule.get("host") or ""), rpath, ptype, p.get("backend") or {}
                     )
+                    # Sort key: best host, longest path, Exact first, oldest Ingress.
+                    out.append((-rank, -len(rpath.rstrip("/") or "/"), -exact, order, found))
     return sorted(out, key=lambda c: c[:4])
 
 
@@ -99,49 +123,88 @@ def ordered_ingresses(store: Store, config_name: str) -> list[Obj]:
     )
 
 
-def lookup(store: Store, config_name: str, host: str, path: str) -> Upstream | None:
-    """The upstream for a request, or None when no route matches (Envoy answers 404)."""
-    ingresses = ordered_ingresses(store, config_name)
+def match(ingresses: list[Obj], host: str, path: str) -> Match | None:
+    """The route for ``host`` + ``path`` among ``ingresses`` (oldest first), or None (404)."""
     found = _candidates(ingresses, host, path)
     if found:
-        ing, backend = found[0][4], found[0][5]
-    else:
-        defaults = [i for i in ingresses if (i.get("spec") or {}).get("defaultBackend")]
-        if not defaults:
-            return None
-        ing, backend = defaults[0], defaults[0]["spec"]["defaultBackend"]
-    return _upstream(store, ing, backend)
+        best: Match = found[0][4]
+        return best
+    defaults = [i for i in ingresses if (i.get("spec") or {}).get("defaultBackend")]
+    if not defaults:
+        return None
+    return Match(defaults[0], "", "", "default", defaults[0]["spec"]["defaultBackend"])
 
 
-def _upstream(store: Store, ing: Obj, backend: Obj) -> Upstream:
-    ns = ing["metadata"]["namespace"]
-    ing_key = f"{ns}/{ing['metadata']['name']}"
+def lookup(store: Store, config_name: str, host: str, path: str) -> Upstream | None:
+    """The upstream for a request, or None when no route matches (Envoy answers 404)."""
+    found = match(ordered_ingresses(store, config_name), host, path)
+    return None if found is None else backend_upstream(store, found.ingress, found.backend)
+
+
+def backend_upstream(store: Store, ing: Obj, backend: Obj) -> Upstream:
+    """The upstream of an Ingress backend (``service`` with a port number or name)."""
     ref = backend.get("service") or {}
     if not ref.get("name"):
-        return Upstream("unavailable", ing_key, reason="resource backends are not supported")
-    svc = store.try_get(service_type(store), ns, ref["name"])
-    svc_key = f"{ns}/{ref['name']}"
+        ns = ing["metadata"]["namespace"]
+        key = f"{ns}/{ing['metadata']['name']}"
+        return Upstream("unavailable", key, reason="resource backends are not supported")
+    port_ref = ref.get("port") or {}
+    return service_upstream(
+        store,
+        ing,
+        ing["metadata"]["namespace"],
+        ref["name"],
+        port_ref.get("number"),
+        port_ref.get("name"),
+    )
+
+
+def service_upstream(
+    store: Store,
+    ing: Obj,
+    namespace: str,
+    name: str,
+    port: int | None,
+    port_name: str | None = None,
+    *,
+    first_port: bool = False,
+) -> Upstream:
+    """The upstream of Service ``namespace/name`` on ``port`` (or the named port; with
+    ``first_port``, a missing port means the Service's first one)."""
+    ing_key = f"{ing['metadata']['namespace']}/{ing['metadata']['name']}"
+    svc = store.try_get(service_type(store), namespace, name)
+    svc_key = f"{namespace}/{name}"
     if svc is None:
         return Upstream("unavailable", ing_key, svc_key, reason="service not found")
     spec = svc.get("spec") or {}
     if spec.get("type") != "ExternalName" or not spec.get("externalName"):
-        # There are no pods behind ClusterIP Services in the sandbox: no endpoints.
+        # Only ExternalName Services lead out of the cluster; the gateway does not route to
+        # in-cluster pods in the sandbox.
         return Upstream("unavailable", ing_key, svc_key, reason="no endpoints")
-    port_ref = ref.get("port") or {}
-    port = port_ref.get("number")
-    if port is None and port_ref.get("name"):
-        port = next(
-            (p.get("port") for p in spec.get("ports") or [] if p.get("name") == port_ref["name"]),
-            None,
-        )
+    ports = spec.get("ports") or []
+    if port is None and port_name:
+        port = next((p.get("port") for p in ports if p.get("name") == port_name), None)
+    if port is None and first_port and ports:
+        port = ports[0].get("port")
     if port is None:
         return Upstream("unavailable", ing_key, svc_key, reason="backend port not found")
-    # Documented with Service scope; the procedure puts it on the Ingress: accept both.
-    protocol = (_ann(ing, "backend-protocol") or _ann(svc, "backend-protocol") or "HTTP").upper()
+
+    # Documented with Service scope; the procedure puts them on the Ingress: accept both.
+    def either(key: str) -> str | None:
+        return ann(ing, key) or ann(svc, key)
+
+    protocol = (either("backend-protocol") or "HTTP").strip().upper()
+    # Higress: anything but HTTP|HTTP2|HTTPS|GRPC|GRPCS silently falls back to HTTP.
     tls = protocol in ("HTTPS", "GRPCS")
     external = str(spec["externalName"]).rstrip(".").lower()
-    sni_name = _ann(ing, "proxy-ssl-name") or _ann(svc, "proxy-ssl-name")
-    sni_on = (_ann(ing, "proxy-ssl-server-name") or _ann(svc, "proxy-ssl-server-name")) == "on"
+    sni_name = (either("proxy-ssl-name") or "").strip()
+    sni_on = (either("proxy-ssl-server-name") or "").strip() == "on"
+    secret = (either("proxy-ssl-secret") or "").strip()
+    client_secret: tuple[str, str] | None = None
+    if secret:
+        ns, _, sname = secret.rpartition("/")
+        client_secret = (ns or ing["metadata"]["namespace"], sname)
+    lb = (either("load-balance") or "round_robin").strip().lower()
     return Upstream(
         "external",
         ing_key,
@@ -149,8 +212,9 @@ def _upstream(store: Store, ing: Obj, backend: Obj) -> Upstream:
         host=external,
         port=int(port),
         tls=tls,
-        # UNCONFIRMED for MSE: SNI defaults to the ExternalName here (OSS Higress sends none
-        # unless proxy-ssl-server-name is "on" and proxy-ssl-name is set).
-        sni=sni_name if (sni_on and sni_name) else external,
-        host_header=_ann(ing, "upstream-vhost"),
+        sni=sni_name if (sni_on and sni_name) else None,
+        host_header=ann(ing, "upstream-vhost"),
+        client_secret=client_secret if tls else None,
+        # ewma falls back to round_robin (reference section 3); unknown values too.
+        load_balance=lb if lb in ("round_robin", "least_conn", "random") else "round_robin",
     )

@@ -7,7 +7,8 @@ tie the oldest Ingress wins, as for routes) names a Secret in the Ingress's name
 When nothing matches, the Secret is missing or unusable, or the client sends no SNI, the real
 gateway serves its own default certificate; the sandbox stands that in with one issued by the
 sandbox CA for the requested name (for the CLB address without SNI), so ``--cacert ca.pem``
-works for it and a client can still tell it from the Ingress's own certificate.
+works for it and a client can still tell it from the Ingress's own certificate. The domain's
+``tls-min-protocol-version`` / ``tls-max-protocol-version`` bound the handshake per SNI.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import binascii
 import hashlib
 import logging
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from egress_sandbox.core.pki import SandboxPki
+from egress_sandbox.dataplane.clienthello import peek_sni
 from egress_sandbox.dataplane.routes import host_rank
 from egress_sandbox.k8s.store import Store
 
@@ -63,64 +66,98 @@ def find_certificate(store: Store, ingresses: list[Obj], sni: str) -> Pem | None
         return None
 
 
+Versions = tuple[str | None, str | None]  # tls-min/max-protocol-version (None: default)
+_MODERN = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+PEEK_TIMEOUT = 10.0  # how long a client may take to send its ClientHello
+
+
 class GatewayTls:
-    """The server context of one listener 443; its SNI callback picks the certificate."""
+    """The server contexts of one listener 443, picked per connection from the peeked SNI.
+
+    The SNI picks the certificate (:func:`find_certificate`) and the domain's TLS version
+    range (MSE defaults: TLSv1.0 to TLSv1.3; the sandbox offers TLSv1.2 and TLSv1.3 only, see
+    :func:`_bound`). A handshake outside the range fails. No SNI: the default certificate and
+    range.
+    """
 
     def __init__(
-        self, pki: SandboxPki, default_name: str, certificate: Callable[[str], Pem | None]
+        self,
+        pki: SandboxPki,
+        default_name: str,
+        certificate: Callable[[str], Pem | None],
+        versions: Callable[[str], Versions] | None = None,
     ) -> None:
         self._pki = pki
         self._certificate = certificate
+        self._versions = versions or (lambda _sni: (None, None))
         self._lock = threading.Lock()
-        self._issued: dict[str, ssl.SSLContext] = {}
-        self._loaded: dict[str, ssl.SSLContext] = {}  # by digest of the PEMs
+        self._cache: dict[tuple[str, Versions], ssl.SSLContext] = {}
         self.context = pki.server_context(default_name)  # no SNI: the CLB address's cert
-        self.context.sni_callback = self._pick
 
-    def _pick(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
-        if not name:
-            return
-        host = name.lower()
+    def context_for(self, conn: socket.socket) -> ssl.SSLContext:
+        """The context for the handshake ``conn`` is about to start (nothing is consumed)."""
+        previous = conn.gettimeout()
         try:
-            pem = self._certificate(host)
-            ctx = self._from_pem(pem) if pem is not None else None
-            sock.context = ctx or self._default(host)
-        except Exception:  # an exception here would only abort the handshake, unexplained
-            log.exception("gateway TLS: choosing a certificate for %s failed", host)
+            sni = peek_sni(conn, PEEK_TIMEOUT)
+        except OSError:
+            sni = None
+        finally:
+            conn.settimeout(previous)
+        if not sni:
+            return self.context
+        try:
+            return self._for_name(sni)
+        except Exception:  # the default context still lets the client see what it gets
+            log.exception("gateway TLS: choosing a certificate for %s failed", sni)
+            return self.context
 
-    def _default(self, host: str) -> ssl.SSLContext:
-        with self._lock:
-            ctx = self._issued.get(host)
-        if ctx is None:
-            ctx = self._pki.server_context(host)
-            with self._lock:
-                _bounded(self._issued)[host] = ctx
+    def _for_name(self, host: str) -> ssl.SSLContext:
+        pem = self._certificate(host)
+        versions = self._versions(host)
+        if pem is not None:
+            ctx = self._cached(hashlib.sha256(pem[0] + b"\0" + pem[1]).hexdigest(), versions, pem)
+            if ctx is not None:
+                return ctx
+        ctx = self._cached("issued:" + host, versions, None)
+        assert ctx is not None
         return ctx
 
-    def _from_pem(self, pem: Pem) -> ssl.SSLContext | None:
-        digest = hashlib.sha256(pem[0] + b"\0" + pem[1]).hexdigest()
+    def _cached(self, key: str, versions: Versions, pem: Pem | None) -> ssl.SSLContext | None:
         with self._lock:
-            ctx = self._loaded.get(digest)
+            ctx = self._cache.get((key, versions))
         if ctx is not None:
             return ctx
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            _load_chain(ctx, pem)
-        except (ssl.SSLError, OSError) as exc:
-            log.warning("gateway TLS: unusable TLS secret (%s); serving the default cert", exc)
-            return None
+        if pem is None:
+            ctx = self._pki.server_context(key.removeprefix("issued:"))
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                load_chain(ctx, pem)
+            except (ssl.SSLError, OSError) as exc:
+                log.warning("gateway TLS: unusable TLS secret (%s); serving the default cert", exc)
+                return None
+        _bound(ctx, versions)
         with self._lock:
-            _bounded(self._loaded)[digest] = ctx
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[(key, versions)] = ctx
         return ctx
 
 
-def _bounded(cache: dict[str, ssl.SSLContext]) -> dict[str, ssl.SSLContext]:
-    if len(cache) >= CACHE_LIMIT:
-        cache.clear()
-    return cache
+def _bound(ctx: ssl.SSLContext, versions: Versions) -> None:
+    """Apply a version range. The sandbox's OpenSSL has no TLS 1.0/1.1 (its security level
+    disables them; Python deprecates asking): a minimum below TLSv1.2 means TLSv1.2, and a
+    maximum below it leaves no version at all, so every handshake fails (stricter than MSE)."""
+    low, high = versions
+    if low in _MODERN:
+        ctx.minimum_version = _MODERN[low]
+    if high in _MODERN:
+        ctx.maximum_version = _MODERN[high]
+    elif high is not None:
+        ctx.minimum_version, ctx.maximum_version = _MODERN["TLSv1.3"], _MODERN["TLSv1.2"]
 
 
-def _load_chain(ctx: ssl.SSLContext, pem: Pem) -> None:
+def load_chain(ctx: ssl.SSLContext, pem: Pem) -> None:
     # ssl loads certificates and keys only from files: write them where only we can read.
     with tempfile.TemporaryDirectory(prefix="gw-tls-") as tmp:
         crt, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"

@@ -12,21 +12,28 @@ NODE_IP = "127.16.1.10"
 KUBERNETES_VERSION = "v1.32.1"
 
 
-def _node() -> Obj:
+POD_CIDR = "127.244.16.0/24"  # the default node's share of Topology.pod_cidr (see kubelet.podips)
+
+
+def _node(name: str, ip: str, pod_cidr: str, region: str) -> Obj:
     now = now_rfc3339()
     return {
         "metadata": {
-            "name": NODE_NAME,
+            "name": name,
             "labels": {
-                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
-                "topology.kubernetes.io/region": "cn-hangzhou",
-                "topology.kubernetes.io/zone": "cn-hangzhou-k",
+                "topology.kubernetes.io/region": region,
+                "topology.kubernetes.io/zone": f"{region}-k",
                 "node.kubernetes.io/instance-type": "ecs.g7.xlarge",
             },
         },
-        "spec": {"providerID": "cn-hangzhou.i-bp1sandboxnode0001", "podCIDR": "172.20.0.0/24"},
+        "spec": {
+            "providerID": f"{region}.i-bp1sandboxnode0001",
+            "podCIDR": pod_cidr,
+            "podCIDRs": [pod_cidr],
+        },
         "status": {
             "conditions": [
                 {
@@ -62,8 +69,8 @@ def _node() -> Obj:
                 }
             ],
             "addresses": [
-                {"type": "InternalIP", "address": NODE_IP},
-                {"type": "Hostname", "address": NODE_NAME},
+                {"type": "InternalIP", "address": ip},
+                {"type": "Hostname", "address": name},
             ],
             "capacity": {"cpu": "4", "memory": "16049064Ki", "pods": "64"},
             "allocatable": {"cpu": "3900m", "memory": "13200264Ki", "pods": "64"},
@@ -83,11 +90,20 @@ def _node() -> Obj:
     }
 
 
-def bootstrap_cluster(store: Store) -> None:
+def bootstrap_cluster(
+    store: Store,
+    *,
+    node_name: str = NODE_NAME,
+    node_ip: str = NODE_IP,
+    pod_cidr: str = POD_CIDR,
+    region: str = "cn-hangzhou",
+) -> None:
     """Seed ``store`` with a fresh cluster's objects (skipping any that exist).
 
-    Also installs admission (defaulting + validation) and the CRD controller, so the store
-    behaves like a cluster whether or not a KubeApiServer fronts it.
+    The node is the one the kubelet runs as (``pod_cidr``: its share of the cluster's pod
+    CIDR); it is created only when the cluster has no node at all, so a saved world keeps the
+    node it had. Also installs admission (defaulting + validation) and the CRD controller, so
+    the store behaves like a cluster whether or not a KubeApiServer fronts it.
     """
     install_admission(store)
     install_crd_controller(store)
@@ -98,8 +114,8 @@ def bootstrap_cluster(store: Store) -> None:
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         if store.try_get(ns_rt, None, ns) is None:
             store.create(ns_rt, {"metadata": {"name": ns}})
-    if store.try_get(node_rt, None, NODE_NAME) is None:
-        store.create(node_rt, _node())
+    if not store.list(node_rt)[0]:
+        store.create(node_rt, _node(node_name, node_ip, pod_cidr, region))
     if store.try_get(svc_rt, "default", "kubernetes") is None:
         store.create(
             svc_rt,

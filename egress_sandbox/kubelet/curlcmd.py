@@ -54,6 +54,18 @@ class CommandRefused(Exception):
 @dataclass(frozen=True)
 class CurlInvocation:
     args: list[str]  # curl's arguments, without the program name
+    # --resolve given: curl must resolve names itself (socks5://) for it to apply; otherwise
+    # the pod network resolves them (socks5h://), as the cluster's DNS would. --connect-to
+    # needs no local resolution: curl hands its target to the proxy either way.
+    resolves_locally: bool = False
+
+
+def _local_resolve_option(arg: str) -> bool:
+    """--resolve, also as --resolve=... or an unambiguous prefix (curl takes "--reso")."""
+    if not arg.startswith("--") or len(arg) <= 2:
+        return False
+    word = arg[2:].split("=", 1)[0].lower()
+    return word == "resolve" or (len(word) >= 4 and "resolve".startswith(word))
 
 
 def _is_curl(prog: str) -> bool:
@@ -122,6 +134,7 @@ def parse(command: list[str] | None, args: list[str] | None) -> CurlInvocation:
             f'exec: "{prog}": executable file not found in $PATH (the sandbox runs curl only)\n',
         )
     skip = False
+    local = False
     for arg in curl_args:
         if skip:
             skip = False
@@ -129,6 +142,7 @@ def parse(command: list[str] | None, args: list[str] | None) -> CurlInvocation:
         if arg == "--":
             break
         skip = _takes_separate_value(arg)
+        local = local or _local_resolve_option(arg)
         bad = _refused_option(arg)
         if bad:
             raise CommandRefused(
@@ -136,4 +150,4 @@ def parse(command: list[str] | None, args: list[str] | None) -> CurlInvocation:
                 f"sandbox: curl option {arg!r} ({bad}) is not allowed: pods reach the network "
                 "only through the pod network\n",
             )
-    return CurlInvocation(curl_args)
+    return CurlInvocation(curl_args, resolves_locally=local)

@@ -1,13 +1,18 @@
-"""The node: binds pods to itself, "pulls" images, runs curl containers, reports status.
+"""The node: binds pods to itself, "pulls" images, runs containers, reports status.
 
-Only images whose repository mentions curl can be pulled (they run the real /usr/bin/curl,
-see ``runner``); every other image fails as an unpullable image does (ErrImagePull, then
-ImagePullBackOff). Deviations from a real kubelet, on purpose:
-- a container that exits under ``restartPolicy: Always`` is not restarted: it shows
+Two kinds of image can be pulled: those whose repository mentions curl run the real
+/usr/bin/curl (see ``runner``), and the well-known HTTP echo servers run an in-process echo
+(see ``echoserver``); every other image fails as an unpullable image does (ErrImagePull, then
+ImagePullBackOff). Each pod gets an address from the node's share of the pod CIDR
+(``podips``), or the node's own with ``hostNetwork``; what a curl container dials goes through
+a pod-network socket of its own, so it leaves from that address (``dataplane.podnet``).
+Deviations from a real kubelet, on purpose:
+- a curl container that exits under ``restartPolicy: Always`` is not restarted: it shows
   ``waiting: CrashLoopBackOff`` (and ``lastState.terminated``) with the pod still Running;
 - under ``OnFailure`` a failed container is not restarted either: the pod ends Failed;
-- a run is capped at ``activeDeadlineSeconds`` or ``max_runtime`` (120 s), then the pod fails
-  with reason DeadlineExceeded;
+- a curl run is capped at ``activeDeadlineSeconds`` or ``max_runtime`` (120 s), then the pod
+  fails with reason DeadlineExceeded; an echo server runs until the pod is deleted (or its
+  ``activeDeadlineSeconds``);
 - a pod loaded from a saved world counts as having been on a node that rebooted: its running
   containers end ``terminated`` (Unknown, 255), see ``_after_reboot``; pods saved before they
   ran (Pending) run now.
@@ -15,8 +20,6 @@ ImagePullBackOff). Deviations from a real kubelet, on purpose:
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import os
 import tempfile
@@ -27,28 +30,31 @@ from pathlib import Path
 from typing import Any
 
 from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.dataplane.podnet import network_at
 from egress_sandbox.k8s import podlog
-from egress_sandbox.k8s.errors import BadRequest, Conflict, NotFound
+from egress_sandbox.k8s.errors import BadRequest, NotFound
 from egress_sandbox.k8s.store import Store, WatchEvent, now_rfc3339
-from egress_sandbox.k8s.types import ResourceType
 from egress_sandbox.kubelet import curlcmd, runner
+from egress_sandbox.kubelet.echoserver import EchoServer
+from egress_sandbox.kubelet.podips import PodAddresses
 from egress_sandbox.kubelet.podstatus import (
     ContainerState,
     PodState,
     is_curl_image,
+    is_echo_image,
     needs_internet,
     normalize_image,
 )
+from egress_sandbox.kubelet.reporting import StatusWriter, no_route_detail, terminated_state
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-PULL_BACKOFF = 0.3  # seconds between ErrImagePull and ImagePullBackOff
-POD_CIDR = "127.16.1.0/24"  # the node vSwitch: pod IPs are only reported, never dialled
-FIRST_POD_HOST = 100
+DEFAULT_POD_CIDR = "127.244.0.0/16"  # Topology.pod_cidr's default
 EXIT_LOST = 255  # what the runtime reports for a container it lost (the node rebooted)
+EXIT_KILLED = 137  # SIGKILL, as the runtime reports a container stopped at its deadline
 
 
-class Kubelet:
+class Kubelet(StatusWriter):
     def __init__(
         self,
         store: Store,
@@ -61,23 +67,22 @@ class Kubelet:
         max_runtime: float = 120.0,
         pod_dns: Callable[[], dict[str, str]] | None = None,
         internet: Callable[[], bool] | None = None,
+        pod_cidr: str = DEFAULT_POD_CIDR,
     ) -> None:
-        self.store = store
+        super().__init__(store, host_ip)
         self.podnet_socket = podnet_socket
         self.node_name = node_name
         self.ids = ids
-        self.host_ip = host_ip
         self.ca_bundle = ca_bundle
         self.max_runtime = max_runtime
         self.pod_dns = pod_dns
         # Whether the node can reach the internet (SNAT and a route); None: always.
         self.internet = internet
-        rt = store.types.get("", "v1", "pods")
-        assert rt is not None
-        self.pods_rt: ResourceType = rt
         self._lock = threading.Lock()
         self._pods: dict[str, PodState] = {}  # by uid
         self._procs: dict[str, list[runner.CurlProcess]] = {}
+        self._addresses = PodAddresses(pod_cidr, host_ip)
+        self._sockets = 0  # pod-network sockets made so far, for their (short) names
         self._threads: list[threading.Thread] = []
         self._running = False
         self._subscribed = False
@@ -127,16 +132,19 @@ class Kubelet:
         kubelet then reports for a container the runtime lost is ``terminated`` with reason
         ``Unknown`` and exit code 255 (not 137: nothing sent it a signal the runtime saw).
         Under ``restartPolicy: Never`` (and ``OnFailure``, which this node never restarts) the
-        pod ends Failed; under ``Always`` it shows CrashLoopBackOff like any exited container.
-        Logs are not saved, so a restored container's log is empty.
+        pod ends Failed; under ``Always`` a curl container shows CrashLoopBackOff like any
+        exited one, while an echo server is started again (``restartCount`` 1, the lost run
+        in ``lastState``), as a server under ``Always`` comes back after a real reboot. Logs
+        are not saved, so a restored container's log is empty. The pod keeps its address.
         """
         if (pod.get("spec") or {}).get("nodeName") not in (None, "", self.node_name):
             return
         with self._lock:
             if pod["metadata"]["uid"] in self._pods:
                 return
-            st = PodState.from_pod(pod, self._allocate_ip())
+            st = PodState.from_pod(pod, self._pick_ip(pod) or "")
             self._pods[st.uid] = st
+        restart: set[str] = set()
         for cs in st.containers:
             running = cs.state.get("running")
             if running is None:
@@ -147,16 +155,21 @@ class Kubelet:
                 f"Node {self.node_name} restarted; container {cs.name} was killed",
                 warning=True,
             )
-            self._terminate(
-                st,
-                pod,
-                cs,
-                EXIT_LOST,
-                "",
-                str(running.get("startedAt") or ""),
-                timed_out=False,
-                reason="Unknown",
-            )
+            started = str(running.get("startedAt") or "")
+            if is_echo_image(cs.image) and st.restart_policy == "Always":
+                with st.lock:
+                    cs.last_state = {
+                        "terminated": terminated_state(cs, EXIT_LOST, started, "Unknown")
+                    }
+                    cs.restart_count += 1
+                    cs.state = {"waiting": {"reason": "ContainerCreating"}}
+                    cs.started = cs.ready = False
+                restart.add(cs.name)
+                continue
+            self._terminate(st, pod, cs, EXIT_LOST, "", started, timed_out=False, reason="Unknown")
+        if restart:
+            self._publish(st)
+            self._start_pod_thread(st, pod, restart)
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
@@ -210,12 +223,29 @@ class Kubelet:
         with self._lock:
             if uid in self._pods:
                 return
-            st = PodState.from_pod(pod, self._allocate_ip())
+            st = PodState.from_pod(pod, self._pick_ip(pod) or "")
             self._pods[uid] = st
-            # Runs the pod off the subscriber stack: the writer still holds Store.lock.
-            t = threading.Thread(
-                target=self._run_pod, args=(st, pod), daemon=True, name=f"kubelet-{st.name}"
+        if not st.pod_ip:
+            # host-local IPAM's answer when the node's range is used up; the pod stays Pending
+            # (a real kubelet retries; this one does not).
+            self._event(
+                pod,
+                "FailedCreatePodSandBox",
+                "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup "
+                f'network for sandbox: plugin type="flannel" failed (add): failed to allocate '
+                "for range 0: no IP addresses available in range set: "
+                f"{self._addresses.range_text}",
+                warning=True,
             )
+            return
+        self._start_pod_thread(st, pod, None)
+
+    def _start_pod_thread(self, st: PodState, pod: Obj, only: set[str] | None) -> None:
+        # Runs the pod off the subscriber stack: the writer still holds Store.lock.
+        t = threading.Thread(
+            target=self._run_pod, args=(st, pod, only), daemon=True, name=f"kubelet-{st.name}"
+        )
+        with self._lock:
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
         t.start()
 
@@ -224,40 +254,55 @@ class Kubelet:
             st = self._pods.pop(uid, None)
             procs = self._procs.pop(uid, [])
         if st is not None:
-            st.deleted.set()
+            st.deleted.set()  # also stops the pod's echo servers (their threads wait on it)
         for p in procs:
             p.kill()
 
-    def _allocate_ip(self) -> str:
-        used = {st.pod_ip for st in self._pods.values()}
-        net = ipaddress.ip_network(POD_CIDR)
-        for host in range(FIRST_POD_HOST, net.num_addresses - 1):
-            ip = str(net.network_address + host)
-            if ip not in used:
-                return ip
-        return str(net.network_address + FIRST_POD_HOST)
+    def _pick_ip(self, pod: Obj) -> str | None:
+        """The address for a new pod (called with ``_lock`` held): the node's for hostNetwork,
+        else a free one of the node's pod range. A saved pod's own address wins over both
+        (``PodState.from_pod``)."""
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return self.host_ip
+        saved = (pod.get("status") or {}).get("podIP")
+        if saved:
+            return str(saved)
+        live: list[str] = []
+        released: list[str] = []
+        for st in self._pods.values():
+            (released if st.phase in ("Succeeded", "Failed") else live).append(st.pod_ip)
+        return self._addresses.pick(live, released)
 
     # ---- the pod -----------------------------------------------------------------------------
 
-    def _run_pod(self, st: PodState, pod: Obj) -> None:
+    def _run_pod(self, st: PodState, pod: Obj, only: set[str] | None) -> None:
+        """Run the pod's containers (``only`` those, when restarting some) to their end."""
         try:
             self._bind(st, pod)
             self._publish(st)
             deadline_s = (pod.get("spec") or {}).get("activeDeadlineSeconds")
-            limit = min(float(deadline_s), self.max_runtime) if deadline_s else self.max_runtime
+            active = float(deadline_s) if deadline_s else None
+            limit = min(active, self.max_runtime) if active else self.max_runtime
             threads = [
-                threading.Thread(
-                    target=self._run_container,
-                    args=(st, pod, cs, limit),
-                    daemon=True,
-                    name=f"kubelet-{st.name}-{cs.name}",
+                (
+                    threading.Thread(
+                        target=self._run_container,
+                        args=(st, pod, cs, active if echo else limit),
+                        daemon=True,
+                        name=f"kubelet-{st.name}-{cs.name}",
+                    ),
+                    echo,
                 )
                 for cs in st.containers
+                if only is None or cs.name in only
+                for echo in [is_echo_image(cs.image)]
             ]
-            for t in threads:
+            for t, _ in threads:
                 t.start()
-            for t in threads:
-                t.join(limit + 15)  # the runner enforces the limit; this is a safety net
+            for t, echo in threads:
+                # The runner enforces a curl run's limit (this is a safety net); a server runs
+                # until the pod goes, and stop() must be able to wait for it to close.
+                t.join(None if echo else limit + 15)
         except Exception:
             log.exception("kubelet: pod %s/%s failed", st.namespace, st.name)
 
@@ -276,14 +321,17 @@ class Kubelet:
                     component="default-scheduler",
                 )
 
-    def _run_container(self, st: PodState, pod: Obj, cs: ContainerState, limit: float) -> None:
+    def _run_container(
+        self, st: PodState, pod: Obj, cs: ContainerState, limit: float | None
+    ) -> None:
+        """Pull, create and run one container; ``limit`` None: until the pod is deleted."""
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == cs.name)
         ref = normalize_image(cs.image)
         self._event(pod, "Pulling", f'Pulling image "{cs.image}"')
         if needs_internet(cs.image) and self.internet is not None and not self.internet():
-            self._pull_fails(st, pod, cs, ref, _no_route_detail(ref))
+            self._pull_fails(st, pod, cs, ref, no_route_detail(ref))
             return
-        if not is_curl_image(cs.image):
+        if not (is_curl_image(cs.image) or is_echo_image(cs.image)):
             self._pull_fails(st, pod, cs, ref)
             return
         self._event(
@@ -293,6 +341,14 @@ class Kubelet:
             cs.image_id = f"{ref.rsplit(':', 1)[0]}@sha256:{self.ids.hex(64)}"
             cs.container_id = f"containerd://{self.ids.hex(64)}"
         self._event(pod, "Created", f"Created container {cs.name}")
+        if is_echo_image(cs.image):
+            self._run_echo(st, pod, cs, spec, limit)
+        else:
+            self._run_curl(st, pod, cs, spec, limit or self.max_runtime)
+
+    def _run_curl(
+        self, st: PodState, pod: Obj, cs: ContainerState, spec: Obj, limit: float
+    ) -> None:
         started = now_rfc3339()
         try:
             invocation = curlcmd.parse(spec.get("command"), spec.get("args"))
@@ -301,21 +357,43 @@ class Kubelet:
             self._event(pod, "Started", f"Started container {cs.name}")
             self._terminate(st, pod, cs, refused.exit_code, refused.log, started, timed_out=False)
             return
-        proc = runner.CurlProcess(
-            invocation.args,
-            podnet_socket=self.podnet_socket,
-            isolation=self.isolation,
-            resolv=self._resolv,
-            ca_bundle=self.ca_bundle,
-            hosts=self._hosts_file(),
-        )
-        with self._lock:
-            if st.deleted.is_set():
+        net = network_at(self.podnet_socket)
+        proxy = self.podnet_socket  # no pod network in this process: the node's own socket
+        if net is not None:
+            with self._lock:
+                self._sockets += 1
+                proxy = self._tmp / f"p{self._sockets}.sock"
+            try:
+                net.attach(proxy, st.pod_ip)
+            except (OSError, ValueError) as exc:
+                # The container never starts, as when CNI cannot set up the pod's network.
+                self._event(
+                    pod,
+                    "FailedCreatePodSandBox",
+                    f"Failed to create pod sandbox: pod network: {exc}",
+                    warning=True,
+                )
                 return
-            self._procs.setdefault(st.uid, []).append(proc)
-        self._set_running(st, cs, started)
-        self._event(pod, "Started", f"Started container {cs.name}")
-        result = proc.run(limit)
+        try:
+            proc = runner.CurlProcess(
+                invocation.args,
+                podnet_socket=proxy,
+                isolation=self.isolation,
+                resolv=self._resolv,
+                ca_bundle=self.ca_bundle,
+                hosts=self._hosts_file(),
+                resolve_locally=invocation.resolves_locally,
+            )
+            with self._lock:
+                if st.deleted.is_set():
+                    return
+                self._procs.setdefault(st.uid, []).append(proc)
+            self._set_running(st, cs, started)
+            self._event(pod, "Started", f"Started container {cs.name}")
+            result = proc.run(limit)
+        finally:
+            if net is not None:
+                net.detach(proxy)
         if result.killed or st.deleted.is_set():
             self._event(pod, "Killing", f"Stopping container {cs.name}")
             return
@@ -323,121 +401,46 @@ class Kubelet:
             st, pod, cs, result.exit_code, result.output, started, timed_out=result.timed_out
         )
 
-    def _set_running(self, st: PodState, cs: ContainerState, started: str) -> None:
-        with st.lock:
-            cs.state = {"running": {"startedAt": started}}
-            cs.started = cs.ready = True
-            st.compute_phase()
-        self._publish(st)
-
-    def _terminate(
-        self,
-        st: PodState,
-        pod: Obj,
-        cs: ContainerState,
-        code: int,
-        output: str,
-        started: str,
-        *,
-        timed_out: bool,
-        reason: str | None = None,
+    def _run_echo(
+        self, st: PodState, pod: Obj, cs: ContainerState, spec: Obj, limit: float | None
     ) -> None:
-        terminated = {
-            "exitCode": code,
-            "reason": reason or ("Completed" if code == 0 else "Error"),
-            "startedAt": started,
-            "finishedAt": now_rfc3339(),
-            "containerID": cs.container_id,
-        }
-        with st.lock:
-            cs.log = output
-            cs.ready = False
-            if timed_out:
-                st.reason = "DeadlineExceeded"
-                st.message = "Pod was active on the node longer than the specified deadline"
-            if st.restart_policy == "Always" and not timed_out:
-                cs.last_state = {"terminated": terminated}
-                cs.state = {
-                    "waiting": {
-                        "reason": "CrashLoopBackOff",
-                        "message": f"back-off 10s restarting failed container={cs.name} "
-                        f"pod={st.name}_{st.namespace}({st.uid})",
-                    }
-                }
-            else:
-                cs.state = {"terminated": terminated}
-            st.compute_phase()
-        if timed_out:
-            self._event(pod, "DeadlineExceeded", st.message, warning=True)
-        elif st.restart_policy == "Always":
-            self._event(
-                pod,
-                "BackOff",
-                f"Back-off restarting failed container {cs.name} in pod "
-                f"{st.name}_{st.namespace}({st.uid})",
-                warning=True,
-            )
-        self._publish(st)
-
-    def _pull_fails(
-        self, st: PodState, pod: Obj, cs: ContainerState, ref: str, detail: str = ""
-    ) -> None:
-        detail = detail or (
-            f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": '
-            f'failed to resolve reference "{ref}": {ref}: not found'
+        """Serve the echo on the pod's address until the pod goes (or its deadline)."""
+        ports = [
+            int(p["containerPort"])
+            for p in spec.get("ports") or []
+            if (p.get("protocol") or "TCP") == "TCP" and p.get("containerPort")
+        ]
+        pod_spec = pod.get("spec") or {}
+        # The container's hostname: the pod's (spec.hostname, else its name), or the node's.
+        hostname = (
+            self.node_name
+            if pod_spec.get("hostNetwork")
+            else str(pod_spec.get("hostname") or st.name)
         )
-        with st.lock:
-            cs.state = {"waiting": {"reason": "ErrImagePull", "message": detail}}
-        self._event(pod, "Failed", f'Failed to pull image "{cs.image}": {detail}', warning=True)
-        self._event(pod, "Failed", "Error: ErrImagePull", warning=True)
-        self._publish(st)
-        if st.deleted.wait(PULL_BACKOFF):
-            return
-        with st.lock:
-            cs.state = {
-                "waiting": {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{cs.image}"',
-                }
-            }
-        self._event(pod, "BackOff", f'Back-off pulling image "{cs.image}"')
-        self._event(pod, "Failed", "Error: ImagePullBackOff", warning=True)
-        self._publish(st)
 
-    # ---- writes ------------------------------------------------------------------------------
-
-    def _publish(self, st: PodState) -> None:
-        with self.store.lock:
-            cur = self.store.try_get(self.pods_rt, st.namespace, st.name)
-            if cur is None or cur["metadata"]["uid"] != st.uid or st.deleted.is_set():
-                return
+        def log_line(line: str) -> None:
             with st.lock:
-                cur["status"] = st.status(self.host_ip)
-            # Conflict cannot happen under Store.lock; a deleted pod needs no status.
-            with contextlib.suppress(Conflict, NotFound):
-                self.store.update(self.pods_rt, cur, subresource="status")
+                cs.append_log(line)
 
-    def _event(
-        self,
-        pod: Obj,
-        reason: str,
-        message: str,
-        *,
-        warning: bool = False,
-        component: str = "kubelet",
-    ) -> None:
-        self.store.record_event(
-            pod, reason, message, type_="Warning" if warning else "Normal", component=component
-        )
-
-
-def _no_route_detail(ref: str) -> str:
-    """containerd's message when the registry cannot be reached (a node without internet)."""
-    registry, _, rest = ref.partition("/")
-    host = "registry-1.docker.io" if registry == "docker.io" else registry
-    repo, _, tag = rest.rpartition(":")
-    return (
-        f'rpc error: code = DeadlineExceeded desc = failed to pull and unpack image "{ref}": '
-        f'failed to resolve reference "{ref}": failed to do request: Head '
-        f'"https://{host}/v2/{repo}/manifests/{tag}": dial tcp: lookup {host}: i/o timeout'
-    )
+        server = EchoServer(st.pod_ip, ports, hostname, log_line)
+        started = now_rfc3339()
+        try:
+            server.start()
+        except OSError as exc:
+            # What Node prints when listen() fails, and its exit code.
+            self._set_running(st, cs, started)
+            self._event(pod, "Started", f"Started container {cs.name}")
+            self._terminate(st, pod, cs, 1, f"Error: {exc.strerror}\n", started, timed_out=False)
+            return
+        try:
+            if st.deleted.is_set():
+                return
+            self._set_running(st, cs, started)
+            self._event(pod, "Started", f"Started container {cs.name}")
+            gone = st.deleted.wait(limit)  # set when the pod is deleted or the node stops
+        finally:
+            server.stop()
+        if gone:
+            self._event(pod, "Killing", f"Stopping container {cs.name}")
+            return
+        self._terminate(st, pod, cs, EXIT_KILLED, cs.log, started, timed_out=True)

@@ -10,6 +10,9 @@ from typing import Any
 from egress_sandbox.k8s.store import now_rfc3339
 
 Obj = dict[str, Any]
+# A running container's log is kept to this many characters (the kubelet rotates at 10 MiB;
+# an echo server logs about 1 KB per request, so this holds the last thousand or so).
+LOG_LIMIT = 1024 * 1024
 
 
 def normalize_image(image: str) -> str:
@@ -23,11 +26,25 @@ def normalize_image(image: str) -> str:
     return f"{name}@{digest}" if digest else name
 
 
+def _repository(image: str) -> str:
+    """The repository path of an image reference: no registry, no tag, no digest."""
+    ref = normalize_image(image).split("@")[0]
+    return ref.split("/", 1)[1].rsplit(":", 1)[0]
+
+
 def is_curl_image(image: str) -> bool:
     """True when the repository path (no registry, no tag) mentions curl."""
-    ref = normalize_image(image).split("@")[0]
-    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
-    return "curl" in repo
+    return "curl" in _repository(image)
+
+
+# mendhak/http-https-echo, ealen/echo-server, registry.k8s.io/echoserver and their mirrors.
+ECHO_WORDS = ("http-https-echo", "echo-server", "echoserver")
+
+
+def is_echo_image(image: str) -> bool:
+    """True when the repository path names one of the well-known HTTP echo servers."""
+    repo = _repository(image)
+    return any(word in repo for word in ECHO_WORDS)
 
 
 # ACR's VPC endpoints: registry-vpc.<region>.aliyuncs.com (Personal Edition) and
@@ -59,6 +76,18 @@ class ContainerState:
     container_id: str = ""
     image_id: str = ""
     log: str = ""
+    restart_count: int = 0
+
+    def append_log(self, line: str) -> None:
+        """Add a line to a running container's log, keeping it under ``LOG_LIMIT``.
+
+        Past the limit the oldest lines go (down to three quarters of it), as a rotated log
+        loses its oldest file. Called with the pod's lock held.
+        """
+        self.log += line if line.endswith("\n") else line + "\n"
+        if len(self.log) > LOG_LIMIT:
+            cut = self.log.find("\n", len(self.log) - LOG_LIMIT * 3 // 4)
+            self.log = self.log[cut + 1 :] if cut >= 0 else ""
 
     @classmethod
     def from_status(cls, name: str, image: str, reported: Obj) -> ContainerState:
@@ -72,6 +101,7 @@ class ContainerState:
             ready=bool(reported.get("ready")),
             container_id=str(reported.get("containerID") or ""),
             image_id=str(reported.get("imageID") or ""),
+            restart_count=int(reported.get("restartCount") or 0),
         )
 
     def status(self) -> Obj:
@@ -80,7 +110,7 @@ class ContainerState:
             "image": self.image,
             "imageID": self.image_id,
             "ready": self.ready,
-            "restartCount": 0,
+            "restartCount": self.restart_count,
             "started": self.started,
             "state": self.state,
             "lastState": self.last_state,
@@ -150,8 +180,10 @@ class PodState:
         if all("terminated" in s for s in states):
             codes = [s["terminated"]["exitCode"] for s in states]
             self.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
-        elif any(c.started for c in self.containers):
-            self.phase = "Running"  # includes CrashLoopBackOff under restartPolicy Always
+        elif any(c.started for c in self.containers) or self.phase == "Running":
+            # Includes CrashLoopBackOff under restartPolicy Always, and a container being
+            # started again: a pod never goes back to Pending.
+            self.phase = "Running"
         else:
             self.phase = "Pending"
 

@@ -1,10 +1,15 @@
 """Runs one curl container as a subprocess of the real curl, cut off from the host network.
 
-Inside ``unshare --net`` (an empty network namespace) the pod network's UNIX socket is the
-only way out. With ``--mount`` as well, /etc/resolv.conf is replaced by one naming 127.0.0.1,
-so a name curl resolves itself never makes it open a socket to the host's real resolver
-(in the empty namespace that connect fails at once with "network unreachable").
-Without unshare (unprivileged hosts) curl is given ``socks5h://`` instead, so it resolves
+Inside ``unshare --net`` (an empty network namespace) the pod's UNIX socket into the pod
+network is the only way out. Names go to the pod network unresolved (``socks5h://``), which
+answers them as the cluster's DNS and the internet would; ``--connect-to`` works so too (curl
+hands the proxy its target). Only ``--resolve`` needs curl to resolve names itself
+(``socks5://``): then, with ``--mount`` as well, /etc/resolv.conf is replaced by one naming
+127.0.0.1 and /etc/hosts by the names the cluster's DNS answers, so a name curl resolves
+itself never makes it open a socket to the host's real resolver (in the empty namespace that
+connect fails at once with "network unreachable"); public names do not resolve in such an
+invocation.
+Without unshare (unprivileged hosts) curl is always given ``socks5h://``, so it resolves
 nothing itself; ``--resolve`` is then not honoured (documented limitation).
 """
 
@@ -71,9 +76,10 @@ class CurlProcess:
         resolv: Path,
         ca_bundle: Path | None = None,
         hosts: Path | None = None,
+        resolve_locally: bool = False,
     ) -> None:
         self._home = Path(tempfile.mkdtemp(prefix="curl-home-"))
-        scheme = "socks5" if isolation.net else "socks5h"
+        scheme = "socks5" if isolation.net and resolve_locally else "socks5h"
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self._home),

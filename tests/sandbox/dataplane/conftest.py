@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from waiting import wait_for  # the tests import it from here
@@ -24,6 +24,9 @@ from egress_sandbox.kubelet import Kubelet
 from egress_sandbox.mse.controller import MseController
 from egress_sandbox.mse.crd import MSE_INGRESS_CONFIG
 from egress_sandbox.topology import Topology, Transition, Transitions, build_cloud
+
+if TYPE_CHECKING:
+    from egress_sandbox.sandbox import Sandbox
 
 Obj = dict[str, Any]
 
@@ -59,6 +62,22 @@ class World:
     kubelet: Kubelet
     home: Path
     cluster_id: str
+
+    @classmethod
+    def of(cls, box: Sandbox) -> World:
+        """A whole Sandbox's parts under these names."""
+        return cls(
+            box.store,
+            box.cloud,
+            box.cloud_lock,
+            box.ids,
+            box.scheduler,
+            box.dataplane,
+            box.mse,
+            box.kubelet,
+            box.home,
+            box.cluster_id,
+        )
 
     def rt(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.store.types.get(group, version, plural)

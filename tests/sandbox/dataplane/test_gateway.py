@@ -97,15 +97,26 @@ def test_https_backend_reaches_origin_over_tls(world: World) -> None:
     lb = listening_gateway(world)
     world.add_snat("gateway")
     world.store.create(world.services, external_service())
-    world.store.create(
-        world.ingresses,
-        ingress(port=443, annotations={"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}),
-    )
+    https = {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+    world.store.create(world.ingresses, ingress(port=443, annotations=https))
     ingress_ip(world)
     status, _, body = request(lb, HOST, PATH)
     assert status == 200, body
     seen = echo(body)
-    assert seen["tls"] is True and seen["sni"] == HOST and seen["destination_port"] == 443
+    assert seen["tls"] is True and seen["destination_port"] == 443
+    # As OSS Higress: no SNI unless proxy-ssl-server-name is on and proxy-ssl-name is set
+    # (not even the ExternalName); the origin still knows which host was dialled.
+    assert seen["sni"] is None and seen["upstream_host"] == HOST
+    assert seen["tls_version"] == "TLSv1.2"  # Envoy's upstream default maximum
+    ing = world.store.get(world.ingresses, "default", "mse-ingress")
+    ing["metadata"]["annotations"] = {
+        **https,
+        "nginx.ingress.kubernetes.io/proxy-ssl-name": HOST,
+        "nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
+    }
+    world.store.update(world.ingresses, ing)
+    status, _, body = request(lb, HOST, PATH)
+    assert status == 200 and echo(body)["sni"] == HOST
 
 
 def test_routing_prefix_exact_and_404(world: World) -> None:

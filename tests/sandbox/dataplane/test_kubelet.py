@@ -69,7 +69,8 @@ def test_curl_pod_through_the_gateway(world: World) -> None:
     term = p["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (0, "Completed")
     assert p["spec"]["nodeName"] == "cn-hangzhou.127.16.1.10"
-    assert p["status"]["podIP"].startswith("127.16.1.") and p["status"]["hostIP"] == "127.16.1.10"
+    # The default topology's node (127.16.1.10) has 127.244.16.0/24 of the pod CIDR.
+    assert p["status"]["podIP"].startswith("127.244.16.") and p["status"]["hostIP"] == "127.16.1.10"
     seen = json.loads(log)
     assert seen["source_ip"] == eip and seen["path"] == "/product/aliware/mse"
     assert lb.address == ip
@@ -196,3 +197,19 @@ def test_image_names() -> None:
     assert is_curl_image("curlimages/curl:8.10.1")
     assert is_curl_image("registry.example.com:5000/tools/curl")
     assert not is_curl_image("curl.example.com/nginx:1")
+
+
+@pytest.mark.parametrize(
+    ("args", "local"),
+    [
+        (["-sS", "http://a/"], False),
+        (["--connect-to", "a:80:127.16.2.10:80", "http://a/"], False),
+        (["--resolve", "a:80:127.16.2.10", "http://a/"], True),
+        (["--resolve=a:80:127.16.2.10", "http://a/"], True),
+        (["--reso", "a:80:127.16.2.10", "http://a/"], True),
+        (["-H", "--resolve", "http://a/"], False),  # a header's value, not an option
+    ],
+)
+def test_who_resolves_names(args: list[str], local: bool) -> None:
+    # --resolve only works when curl resolves names itself; otherwise the pod network does.
+    assert curlcmd.parse(None, args).resolves_locally is local
