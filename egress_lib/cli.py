@@ -8,9 +8,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from egress_lib import records, run_reports
-from egress_lib.errors import EgressError, ParameterError, Problem
+from egress_lib.errors import EgressError, KubernetesApiError, ParameterError, Problem
 from egress_lib.runner import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -20,7 +21,10 @@ from egress_lib.runner import (
     Outcome,
     run,
 )
-from egress_lib.steps import RUNBOOK, TEARDOWN, Step, find
+from egress_lib.steps import FULL, POLICIES, RUNBOOK, TEARDOWN, Step, find
+
+if TYPE_CHECKING:
+    from egress_lib.parameters import Parameters
 
 EPILOG = f"""\
 exit codes:
@@ -30,7 +34,8 @@ exit codes:
   {EXIT_NOT_APPROVED}    the plan has changes that were not approved (a plan-only run)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); the run record says where
 
-steps: {", ".join(s.name for s in RUNBOOK)}; teardown: {TEARDOWN.name}
+steps: {", ".join(s.name for s in RUNBOOK)}; {POLICIES.name} when the parameters declare a
+policy; teardown: {TEARDOWN.name}
 """
 
 
@@ -41,12 +46,26 @@ def _print_verify_table(out_dir: Path) -> None:
     rows = json.loads(path.read_text(encoding="utf-8"))
     if not rows:
         return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print()
-    print("  ".join(c.ljust(widths[c]) for c in cols))
+    print(run_reports.format_verify(rows))
+
+
+def _print_policy_summary(out_dir: Path) -> None:
+    """Step 07's checks: how many passed, failed and were skipped, and each failure."""
+    from egress_lib.steps.policy_results import POLICIES_FILE
+
+    path = out_dir / POLICIES_FILE
+    if not path.exists():
+        return
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    counts = {k: sum(1 for r in rows if r.get("outcome") == k) for k in ("pass", "fail", "skipped")}
+    print(
+        f"\negress policies: {counts['pass']} passed, {counts['fail']} failed, "
+        f"{counts['skipped']} skipped ({path})"
+    )
     for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+        if r.get("outcome") == "fail":
+            print(f"  FAILED {r['destination']} {r['policy']}: {r['check']}: {r['observed']}")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -75,10 +94,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 def _steps(args: argparse.Namespace) -> tuple[Step, ...]:
     if args.command == "teardown":
         return (TEARDOWN,)
-    chosen: tuple[Step, ...] = RUNBOOK
+    # 07 is among them; the runner leaves it out when no policy is declared.
+    chosen: tuple[Step, ...] = FULL
     if getattr(args, "from_step", None):
         start = find(args.from_step)
-        chosen = RUNBOOK[RUNBOOK.index(start) :]
+        chosen = FULL[FULL.index(start) :]
     if getattr(args, "steps", None):
         wanted = {find(ref.strip()).name for ref in args.steps.split(",") if ref.strip()}
         chosen = tuple(s for s in chosen if s.name in wanted)
@@ -101,6 +121,7 @@ def _report(outcome: Outcome, command: str) -> int:
         where = f"  {s.output}" if s.output else ""
         print(f"{s.step:<24} {mark:<12} {s.seconds:6.1f} s{where}")
     _print_verify_table(Path(record.out_dir))
+    _print_policy_summary(Path(record.out_dir))
     if outcome.code == EXIT_OK and command != "plan" and record.status == "ok":
         print(f"\nall {len(record.steps)} steps passed; run record: {record.out_dir}")
     elif outcome.code in (EXIT_OK, EXIT_NOT_APPROVED):
@@ -162,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from egress_lib import references
     from egress_lib.parameters import load_parameters
 
     try:
@@ -169,8 +191,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     except EgressError as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.params}: valid (cluster {params.cluster_name}, target {params.target})")
+    refs = references.references(params)
+    lines: list[str] = []
+    if args.offline:
+        lines.append("offline: the Services and Secrets the policies name were not checked")
+    elif refs:
+        code, lines = _check_references(params, args.params)
+        if code != EXIT_OK:
+            return code
+    where = f"cluster {params.cluster_name}, target {params.target}"
+    print(f"{args.params}: valid ({where}{', offline' if args.offline else ''})")
+    for line in lines:
+        print(f"  {line}")
+    for note in params.notes:
+        print(f"  note: {note}")
     return EXIT_OK
+
+
+def _check_references(params: Parameters, source: str) -> tuple[int, list[str]]:
+    """Read what the policies name; (exit code, lines to print). Unreachable is a note."""
+    from egress_lib import references
+    from egress_lib.clients import connect
+
+    skipped = "so the Services and Secrets the policies name were not checked (--offline skips "
+    try:
+        session = connect(params)
+    except EgressError as e:
+        return EXIT_OK, [f"note: cannot reach the cluster ({e}), {skipped}this step)"]
+    try:
+        findings = references.check_all(session)
+    except KubernetesApiError as e:
+        if e.status is not None:
+            print(f"egress-runbook: cannot check the references: {e}", file=sys.stderr)
+            return EXIT_FAILED, []
+        return EXIT_OK, [f"note: cannot reach the cluster ({e}), {skipped}this step)"]
+    finally:
+        session.close()
+    problems = references.problems(findings)
+    if problems:
+        print(f"egress-runbook: {ParameterError(problems, source=source)}", file=sys.stderr)
+        return EXIT_USAGE, []
+    return EXIT_OK, [
+        f"{'✓' if f.ok else '⚠'} {f.reference.parameter}: {f.detail}" for f in findings
+    ]
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -303,10 +366,21 @@ def parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser(
         "check",
         help="validate a parameters file and change nothing",
-        epilog=epilog("egress-runbook check parameters/prod.yaml"),
+        description="Validate a parameters file, then (when the cluster can be reached) read "
+        "the Services and Secrets its policies name. Exit 2 when anything is invalid or "
+        "missing; an unreachable cluster is a note, not a failure.",
+        epilog=epilog(
+            "egress-runbook check parameters/prod.yaml",
+            "egress-runbook check parameters/prod.yaml --offline",
+        ),
         formatter_class=fmt,
     )
     p_check.add_argument("params")
+    p_check.add_argument(
+        "--offline",
+        action="store_true",
+        help="validate the file only; do not read the cluster",
+    )
     p_runs = sub.add_parser(
         "runs",
         help="list past runs: runs [CLUSTER], or runs show RUN",

@@ -105,9 +105,32 @@ def diff(desired: Any, actual: Any, path: str = "") -> list[str]:
     return [] if desired == actual else [f"{path}: {actual!r} -> {desired!r}"]
 
 
+def dropped(current: Obj, desired: Obj) -> list[tuple[str, ...]]:
+    """Paths the runbook writes that ``current`` has and ``desired`` no longer does.
+
+    The diff and the merge ignore keys only the server's object has (server defaults,
+    other controllers' fields), so a policy removed from the parameters would otherwise
+    stay in force: its annotation or the Ingress's ``spec.tls`` must go explicitly.
+    """
+    if desired.get("kind") != "Ingress":
+        return []
+    from egress_lib.policy_annotations import MANAGED_ANNOTATIONS
+
+    out: list[tuple[str, ...]] = []
+    have = (current.get("metadata") or {}).get("annotations") or {}
+    want = (desired.get("metadata") or {}).get("annotations") or {}
+    out += [
+        ("metadata", "annotations", k) for k in MANAGED_ANNOTATIONS if k in have and k not in want
+    ]
+    if (current.get("spec") or {}).get("tls") and "tls" not in (desired.get("spec") or {}):
+        out.append(("spec", "tls"))
+    return out
+
+
 def _merged(current: Obj, desired: Obj) -> Obj:
     # Replace body = the server's object with the desired keys laid over it, so fields the
-    # server or other controllers own (clusterIP, finalizers) are kept. Status is left out:
+    # server or other controllers own (clusterIP, finalizers) are kept, less what the
+    # runbook wrote before and no longer wants (:func:`dropped`). Status is left out:
     # replace ignores it, and it would make the body change with every controller update.
     def merge(base: Any, over: Any) -> Any:
         if isinstance(base, dict) and isinstance(over, dict):
@@ -118,6 +141,11 @@ def _merged(current: Obj, desired: Obj) -> Obj:
         return copy.deepcopy(over)
 
     body: Obj = merge(strip_server_fields(current), desired)
+    for path in dropped(current, desired):
+        parent = body
+        for key in path[:-1]:
+            parent = parent.get(key) or {}
+        parent.pop(path[-1], None)
     body.pop("status", None)
     body["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
     return body
@@ -182,7 +210,9 @@ def plan_object(session: Session, obj: Obj) -> Change:
             to_yaml_text(for_review(current)),
             precondition={"uid": uid},
         )
-    differences = diff(obj, current)
+    differences = diff(obj, current) + [
+        f"{'.'.join(path)} (removed)" for path in dropped(current, obj)
+    ]
     if not differences:
         return Change(
             "unchanged", kind, name, "matches the server", namespace, precondition={"uid": uid}

@@ -11,41 +11,45 @@ from typing import Any
 
 import yaml
 
+from egress_lib import policy_annotations
 from egress_lib.ownership import labels
 from egress_lib.parameters import Destination, Parameters
+from egress_lib.policies import Endpoint
 
 MSE_GROUP = "mse.alibabacloud.com"
 MSE_VERSION = "v1alpha1"
 MSE_PLURAL = "mseingressconfigs"
 MSE_CONTROLLER = "mse.alibabacloud.com/ingress"
-BACKEND_PROTOCOL_ANNOTATION = "nginx.ingress.kubernetes.io/backend-protocol"
-# TLS server name (SNI) towards the backend: MSE reads the name only together with the switch
-# (https://www.alibabacloud.com/help/en/mse/user-guide/annotations-supported-by-mse-ingress-gateways).
-PROXY_SSL_NAME_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-ssl-name"
-PROXY_SSL_SERVER_NAME_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-ssl-server-name"
-# The Host header sent to the backend (same page); the gateway does not rewrite it by itself.
-UPSTREAM_VHOST_ANNOTATION = "nginx.ingress.kubernetes.io/upstream-vhost"
+# The keys live with the rest of the translation (egress_lib.policy_annotations).
+BACKEND_PROTOCOL_ANNOTATION = policy_annotations.BACKEND_PROTOCOL
+PROXY_SSL_NAME_ANNOTATION = policy_annotations.PROXY_SSL_NAME
+PROXY_SSL_SERVER_NAME_ANNOTATION = policy_annotations.PROXY_SSL_SERVER_NAME
+UPSTREAM_VHOST_ANNOTATION = policy_annotations.UPSTREAM_VHOST
 
 Manifest = dict[str, Any]
 
 
 def mse_ingress_config(p: Parameters) -> Manifest:
     """The MseIngressConfig: an MSE gateway with an internal CLB only (cluster-scoped)."""
+    spec: Manifest = {
+        "name": p.gateway.name,
+        "common": {
+            "instance": {"spec": p.gateway.spec, "replicas": p.gateway.replicas},
+            "network": {
+                "vSwitches": list(p.gateway.vswitches),
+                # Only privateSLBSpec: the gateway must not be reachable from the internet.
+                "privateSLBSpec": p.gateway.private_slb_spec,
+            },
+        },
+    }
+    access = policy_annotations.ip_access_control(p)
+    if access is not None:
+        spec["global"] = {"ipAccessControl": access}
     return {
         "apiVersion": f"{MSE_GROUP}/{MSE_VERSION}",
         "kind": "MseIngressConfig",
         "metadata": {"name": p.gateway.config_name, "labels": labels(p)},
-        "spec": {
-            "name": p.gateway.name,
-            "common": {
-                "instance": {"spec": p.gateway.spec, "replicas": p.gateway.replicas},
-                "network": {
-                    "vSwitches": list(p.gateway.vswitches),
-                    # Only privateSLBSpec: the gateway must not be reachable from the internet.
-                    "privateSLBSpec": p.gateway.private_slb_spec,
-                },
-            },
-        },
+        "spec": spec,
     }
 
 
@@ -66,11 +70,14 @@ def ingress_class(p: Parameters) -> Manifest:
     }
 
 
-def external_name_service(dest: Destination, p: Parameters) -> Manifest:
+def external_name_service(
+    dest: Destination, p: Parameters, endpoint: Endpoint | None = None
+) -> Manifest:
     """An ExternalName Service mapping ``dest.name`` to ``dest.host``.
 
     Ports 80 and 443 are always declared (as in the seed) so switching the backend
-    protocol never needs a Service change; any other port is added as ``port3``.
+    protocol never needs a Service change; any other port is added as ``port3``. With
+    ``endpoint``: that load-balancing endpoint's Service, with the destination's ports.
     """
     ports: list[dict[str, Any]] = [
         {"name": "port1", "port": 80, "protocol": "TCP", "targetPort": 80},
@@ -80,17 +87,23 @@ def external_name_service(dest: Destination, p: Parameters) -> Manifest:
         ports.append(
             {"name": "port3", "port": dest.port, "protocol": "TCP", "targetPort": dest.port}
         )
+    name, host = (dest.name, dest.host) if endpoint is None else (endpoint.name, endpoint.host)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": dest.name, "namespace": p.namespace, "labels": labels(p)},
-        "spec": {"externalName": dest.host, "ports": ports, "type": "ExternalName"},
+        "metadata": {"name": name, "namespace": p.namespace, "labels": labels(p)},
+        "spec": {"externalName": host, "ports": ports, "type": "ExternalName"},
     }
 
 
 def external_name_services(p: Parameters) -> list[Manifest]:
-    """One ExternalName Service per destination."""
-    return [external_name_service(d, p) for d in p.destinations]
+    """One ExternalName Service per destination, each followed by its endpoints' ones."""
+    out = []
+    for d in p.destinations:
+        out.append(external_name_service(d, p))
+        lb = d.policies.load_balancing
+        out += [external_name_service(d, p, e) for e in (lb.endpoints if lb else [])]
+    return out
 
 
 def ingress(name: str, dests: list[Destination], p: Parameters) -> Manifest:
@@ -109,31 +122,24 @@ def ingress(name: str, dests: list[Destination], p: Parameters) -> Manifest:
             }
         )
     metadata: dict[str, Any] = {"name": name, "namespace": p.namespace, "labels": labels(p)}
-    annotations = ingress_annotations(dests[0])
+    annotations = policy_annotations.ingress_annotations(dests, p)
     if annotations:
         metadata = {"annotations": annotations, **metadata}
+    spec: dict[str, Any] = {"ingressClassName": p.gateway.ingress_class, "rules": rules}
+    tls = policy_annotations.ingress_tls(dests)
+    if tls:
+        spec = {"ingressClassName": p.gateway.ingress_class, "tls": tls, "rules": rules}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": metadata,
-        "spec": {"ingressClassName": p.gateway.ingress_class, "rules": rules},
+        "spec": spec,
     }
 
 
-def ingress_annotations(dest: Destination) -> dict[str, str]:
+def ingress_annotations(dest: Destination, p: Parameters) -> dict[str, str]:
     """The annotations of ``dest``'s Ingress (the parameters check that its group agrees)."""
-    out: dict[str, str] = {}
-    if dest.backend_protocol == "HTTPS":
-        # The gateway talks TLS to the external service; HTTP is the default, so no
-        # annotation is written for it (keeps the HTTP Ingress identical to the seed's).
-        out[BACKEND_PROTOCOL_ANNOTATION] = "HTTPS"
-    if dest.sni is not None:
-        # The name alone is not sent: the gateway sets SNI only when the switch is "on".
-        out[PROXY_SSL_NAME_ANNOTATION] = dest.sni
-        out[PROXY_SSL_SERVER_NAME_ANNOTATION] = "on"
-    if dest.upstream_vhost is not None:
-        out[UPSTREAM_VHOST_ANNOTATION] = dest.upstream_vhost
-    return out
+    return policy_annotations.ingress_annotations([dest], p)
 
 
 def ingresses(p: Parameters) -> list[Manifest]:

@@ -10,11 +10,9 @@ import ast
 import copy
 import difflib
 import os
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -30,6 +28,9 @@ from pydantic import ValidationError as _ValidationError
 
 from egress_lib.endpoints import Endpoints
 from egress_lib.errors import ParameterError, Problem
+from egress_lib.parameter_overrides import apply_override
+from egress_lib.policies import EchoUrl, IpAccess, Policies
+from egress_lib.policy_checks import policy_notes
 from egress_lib.validation_messages import (
     credential_problem,
     cross_checks,
@@ -94,6 +95,11 @@ class Gateway(_Model):
     private_slb_spec: SlbSpec = Field(
         default="slb.s2.small", description="spec of the internal CLB in front of the gateway"
     )
+    ip_access_control: IpAccess | None = Field(
+        default=None,
+        description="gateway-wide allow and deny lists of source addresses "
+        "(spec.global.ipAccessControl); null: none",
+    )
 
 
 class Snat(_Model):
@@ -140,6 +146,12 @@ class Destination(_Model):
         "null: the request's own",
     )
 
+    policies: Policies = Field(
+        default_factory=Policies,
+        description="layer-7 policies of this destination (IP lists, throttling, load "
+        "balancing, TLS, mirroring, headers, timeouts and retries); empty: none",
+    )
+
     @property
     def ingress(self) -> str:
         """The Ingress this destination's rule lives in."""
@@ -157,6 +169,12 @@ class Verify(_Model):
     )
     timeout_seconds: StrictInt = Field(
         default=60, ge=1, le=3600, description="curl --max-time per destination"
+    )
+    echo_url: EchoUrl | None = Field(
+        default=None,
+        description="URL, through the gateway, of an endpoint that answers with the caller's "
+        "address (its host must be a destination's); null: read the address from each "
+        "destination's answer where it has one, else skip the egress address check",
     )
 
 
@@ -295,6 +313,12 @@ class Parameters(_Model):
             groups.setdefault(dest.ingress, []).append(dest)
         return groups
 
+    def has_policies(self) -> bool:
+        """Whether any destination or the gateway declares a layer-7 policy."""
+        return self.gateway.ip_access_control is not None or any(
+            d.policies.declared() for d in self.destinations
+        )
+
     def adopts(self, kind: str, name: str) -> bool:
         """Whether ``adopt:`` lists ``Kind/name``: the runbook may take that object over."""
         return f"{kind}/{name}" in self.adopt
@@ -316,7 +340,7 @@ class Parameters(_Model):
                 out.append(f"destinations[{i}].port is {d.port}; HTTPS backends normally use 443")
             if d.backend_protocol == "HTTP" and d.port == 443:
                 out.append(f"destinations[{i}].port is 443 with backend_protocol HTTP")
-        return out
+        return out + policy_notes(self)
 
     @classmethod
     def from_namespace(cls, ns: Mapping[str, object]) -> Parameters:
@@ -418,7 +442,7 @@ def _validate(
 ) -> Parameters:
     problems = pop_credentials(data)
     for key, value in overrides.items():
-        problems.extend(_apply_override(data, str(key), value))
+        problems.extend(apply_override(data, str(key), value, Parameters))
     try:
         params = Parameters.model_validate(data)
     except _ValidationError as e:
@@ -447,109 +471,3 @@ def _read_yaml(path: Path) -> object:
             Problem(f"<yaml {where}>", None, "valid YAML", f"YAML syntax error: {what}"),
             source=str(path),
         ) from None
-
-
-def _scalar(value: object) -> object:
-    # CLI/papermill overrides arrive as strings; read them the way YAML would.
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            return value
-    return value
-
-
-_OVERRIDE_FORM = "a dotted key naming a parameter, e.g. gateway.replicas or destinations.0.port"
-
-
-def _apply_override(data: dict[str, object], key: str, value: object) -> list[Problem]:
-    """Set one dotted override in ``data``; a problem (naming ``key``) if it cannot be set.
-
-    A missing intermediate mapping is created only where the schema has one (``snat.snat_ip``
-    without ``snat:`` in the file); lists are never created or extended.
-    """
-    parts = key.split(".")
-    if any(looks_like_credential(part) for part in parts):
-        return [credential_problem(key)]
-    value = _scalar(value)
-    node: object = data
-    model: type[BaseModel] | None = Parameters  # the model of ``node`` when it is a mapping
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        here = ".".join(parts[: i + 1])
-        if isinstance(node, dict):
-            if model is not None and part not in model.model_fields:
-                valid = list(model.model_fields)
-                near = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                return [
-                    Problem(
-                        key,
-                        value,
-                        f"one of the keys {', '.join(valid)}",
-                        f"unknown key {part!r}{hint}",
-                    )
-                ]
-            if last:
-                node[part] = value
-                return []
-            shape, child = (
-                _shape(model.model_fields[part].annotation) if model else ("unknown", None)
-            )
-            if part not in node:
-                if shape != "mapping":
-                    what = "a list" if shape == "list" else "not a mapping"
-                    return [
-                        Problem(
-                            key,
-                            value,
-                            _OVERRIDE_FORM,
-                            f"{here} is not set and is {what}, so it cannot be created",
-                        )
-                    ]
-                node[part] = {}
-            if shape == "scalar":
-                return [Problem(key, value, _OVERRIDE_FORM, f"{here} is a single value")]
-            node = node[part]
-            model = child
-        elif isinstance(node, list):
-            if not (part.isdigit() and int(part) < len(node)):
-                parent = ".".join(parts[:i])
-                return [
-                    Problem(
-                        key,
-                        value,
-                        _OVERRIDE_FORM,
-                        f"{parent} has {len(node)} item(s); there is no item {part!r}",
-                    )
-                ]
-            if last:
-                node[int(part)] = value
-                return []
-            node = node[int(part)]
-        else:
-            parent = ".".join(parts[:i])
-            return [
-                Problem(
-                    key, value, _OVERRIDE_FORM, f"{parent} is not a mapping or list in the file"
-                )
-            ]
-    return []  # pragma: no cover - the loop always returns
-
-
-def _shape(annotation: object) -> tuple[str, type[BaseModel] | None]:
-    """("mapping", Model) | ("list", element model or None) | ("scalar", None)."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is Annotated:
-        return _shape(args[0])
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "mapping", annotation
-    if origin is list:
-        inner = _shape(args[0]) if args else ("scalar", None)
-        return "list", inner[1] if inner[0] == "mapping" else None
-    if origin is typing.Union or origin is types.UnionType:
-        real = [a for a in args if a is not type(None)]
-        if len(real) == 1:
-            return _shape(real[0])
-    return "scalar", None

@@ -237,6 +237,60 @@ def verify_failed() -> str:
     )
 
 
+def verify_bypass(
+    ways_out: Sequence[str], node_vswitches: Sequence[str], gateway_vswitches: Sequence[str]
+) -> str:
+    """Pods reached a destination without the gateway: close the way out the nodes have.
+
+    ``ways_out``: one line per SNAT entry that serves a node vSwitch, as the Fix column names
+    it; empty when none does (then a node's own EIP or public IP is the likely way out).
+    """
+    gateway = ", ".join(gateway_vswitches) or "the gateway vSwitch"
+    nodes = ", ".join(node_vswitches) or "the nodes' vSwitches"
+    if ways_out:
+        which = "; ".join(ways_out)
+        close = (
+            f"Remove that SNAT entry ({which}), or scope it to the gateway's vSwitch(es) "
+            f"{gateway} (SourceVSwitchId instead of a vSwitch of the nodes or a CIDR that "
+            "covers them): VPC console, NAT gateway, SNAT management; `aliyun vpc "
+            "DeleteSnatEntry` takes the SnatTableId and SnatEntryId named."
+        )
+    else:
+        close = (
+            f"No SNAT entry serves the nodes' vSwitches ({nodes}): look for an EIP or public IP "
+            "bound to the node instances (ECS console, or `aliyun vpc DescribeEipAddresses "
+            "--AssociatedInstanceType EcsInstance`) and unbind it, or a route of their route "
+            "table to another NAT or VPN."
+        )
+    return (
+        f"Pods reach the internet without the MSE gateway, so the gateway's policies can be "
+        f"bypassed. {close} Pods then egress only through the gateway, whose vSwitch keeps "
+        f"step 03's SNAT entry. Then re-run 06-verify: it only starts temporary pods."
+    )
+
+
+def verify_denied(key: str, value: str, source: str) -> str:
+    """HTTP 403: an IP list of the parameters refuses the probe pod's address."""
+    return (
+        f"The gateway refused the test pod's address {source}: {key} is {value}. That is the "
+        f"policy working, but the operator's pods (addresses like the test pod's) cannot reach "
+        f"this destination either. If they should, change {key} (then re-run 05-ingress-routes, "
+        f"or 02-create-gateway for gateway.ip_access_control), then re-run 06-verify."
+    )
+
+
+def verify_wrong_eip(seen: Sequence[str], expected: Sequence[str], vswitches: Sequence[str]) -> str:
+    """The destination saw another source address than the gateway's SNAT EIP."""
+    names = ", ".join(vswitches) or "the gateway vSwitch"
+    want = ", ".join(expected) or "none: no Available SNAT entry serves them"
+    return (
+        f"The destination saw {', '.join(seen)} as the source, not the EIP of the SNAT entries "
+        f"for the gateway vSwitch(es) {names} ({want}). Check 03-configure-snat's SNAT table "
+        "(another entry, or an EIP bound to the gateway, may take the traffic out), or that "
+        "verify.echo_url really echoes the caller's address; then re-run 06-verify."
+    )
+
+
 def kube_context_missing(
     context: str, kubeconfig: str, contexts: Sequence[str], current: str | None
 ) -> str:

@@ -165,6 +165,10 @@ def format_run(record: RunRecord) -> str:
             first, *rest = s.error.splitlines() or [""]
             lines.append(f"    error: {first}")
             lines += [f"      {line}" for line in rest]
+    verify = read_verify(Path(record.out_dir)) if record.out_dir else None
+    if verify is not None:
+        text = verify if isinstance(verify, str) else format_verify(verify)
+        lines += ["", "Verify:", *(f"  {line}" for line in text.splitlines())]
     return "\n".join(lines)
 
 
@@ -190,22 +194,66 @@ def _fenced(text: str) -> list[str]:
     return [fence, text.rstrip("\n"), fence]
 
 
-def _verify_section(folder: Path) -> list[str]:
+# verify.json's keys as the summary shows them (egress_lib.steps.verify_rows.records): the
+# rest (url, times, remote address) stays in the file.
+VERIFY_COLUMNS = (
+    "result",
+    "destination",
+    "path",
+    "route",
+    "http_status",
+    "source_address",
+    "expected_eip",
+    "detail",
+)
+
+
+def read_verify(folder: Path) -> list[dict[str, Any]] | str | None:
+    """verify.json's rows; a sentence when it cannot be read; None when there is none."""
     file = folder / VERIFY_FILE
     if not file.is_file():
-        return []
-    out = ["", "## Verify", ""]
+        return None
     try:
         rows = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        return [*out, f"{VERIFY_FILE} could not be read: {e}"]
+        return f"{VERIFY_FILE} could not be read: {e}"
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        return [*out, f"{VERIFY_FILE} is not a list of rows."]
-    if not rows:
-        return [*out, "No destinations were checked."]
+        return f"{VERIFY_FILE} is not a list of rows."
+    return rows
+
+
+def verify_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns to show: :data:`VERIFY_COLUMNS` (and fix when a row failed) for verify's
+    rows; every key, in first-seen order, for rows of another shape (an older verify.json)."""
+    if rows and all("path" in r and "result" in r for r in rows):
+        failed = any(r.get("result") == "fail" for r in rows)
+        return [*VERIFY_COLUMNS, *(["fix"] if failed else [])]
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
+    return keys
+
+
+def format_verify(rows: Sequence[Mapping[str, Any]]) -> str:
+    """verify.json's rows as the terminal shows them after a run (columns two spaces apart)."""
+    if not rows:
+        return "No destinations were checked."
+    keys = verify_columns(rows)
+    table = [[k.upper().replace("_", " ") for k in keys]]
+    table += [[_cell(r.get(k)).replace("\\|", "|") for k in keys] for r in rows]
+    return _table(table)
+
+
+def _verify_section(folder: Path) -> list[str]:
+    rows = read_verify(folder)
+    if rows is None:
+        return []
+    out = ["", "## Verify", ""]
+    if isinstance(rows, str):
+        return [*out, rows]
+    if not rows:
+        return [*out, "No destinations were checked."]
+    keys = verify_columns(rows)
     return [*out, *_md_table(keys, [[row.get(k) for k in keys] for row in rows])]
 
 

@@ -29,10 +29,11 @@ from egress_lib.errors import EgressError, LockHeld
 from egress_lib.parameters import Parameters, load_parameters
 from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, RUN_DIR_ENV, Plan
 from egress_lib.progress import STEP_ENV, duration
-from egress_lib.steps import RUNBOOK, TEARDOWN, Step
+from egress_lib.steps import FULL, TEARDOWN, Step, applicable
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-STEPS: tuple[str, ...] = tuple(s.name for s in RUNBOOK)
+# Every step a run may have; 07-egress-policies only when a policy is declared.
+STEPS: tuple[str, ...] = tuple(s.name for s in FULL)
 
 # Exit codes of `egress-runbook run|plan|teardown`.
 EXIT_OK = 0
@@ -178,7 +179,7 @@ def run(
     *,
     command: str = "run",
     out: Path | None = None,
-    steps: Sequence[Step] = RUNBOOK,
+    steps: Sequence[Step] = FULL,
     notebooks_dir: Path = NOTEBOOKS_DIR,
     overrides: Mapping[str, object] | None = None,
     approve: bool = False,
@@ -191,9 +192,11 @@ def run(
 
     ``command`` "plan" only plans. ``confirm`` asks the operator (a terminal prompt) when
     neither ``approve`` nor the parameters approve; without it an unapproved run is plan-only.
+    Step 07 (egress policies) is left out when the parameters declare no policy.
     Raises :class:`~egress_lib.errors.ParameterError` before anything is written.
     """
     params: Parameters = load_parameters(params_file, overrides)
+    steps = applicable(params, steps)
     if params.target == "sandbox":
         read_sandbox_info()  # a stopped sandbox is named now, not inside the first notebook
     root = out or records.runs_root()

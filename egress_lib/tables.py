@@ -111,6 +111,25 @@ class Table:
         return html_table(self.columns, self.rows, empty=self.empty)
 
 
+class ShowsTable:
+    """Text and HTML forms from ``to_table()``: a notebook shows the table, not the fields.
+
+    Dataclasses using it must pass ``repr=False``, or their generated ``__repr__`` wins.
+    """
+
+    def to_table(self) -> Table:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return str(self.to_table())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.to_table()._repr_html_()
+
+
 def text_table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str = "none"
 ) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from egress_lib.errors import Problem
+from egress_lib.policy_checks import policy_problems
 from egress_lib.validators import REDACTED, looks_like_credential
 
 if TYPE_CHECKING:
@@ -24,9 +25,14 @@ _REQUIRED_EXPECTED = {
 
 
 def format_loc(loc: Sequence[int | str]) -> str:
-    """('gateway', 'vswitches', 0) -> 'gateway.vswitches[0]'."""
+    """('gateway', 'vswitches', 0) -> 'gateway.vswitches[0]'.
+
+    pydantic marks a bad mapping key with a trailing '[key]': the path ends at the key.
+    """
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -60,6 +66,11 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _one_of(expected: str) -> str:
+    # pydantic writes "'a', 'b' or 'c'"; two choices read better without "one of".
+    return expected if expected.count("'") == 4 else f"one of {expected}"
+
+
 def _expected_from_msg(msg: str) -> str:
     for prefix in ("Input should be ", "Input should have ", "List should have ", "Value should "):
         if msg.startswith(prefix):
@@ -88,7 +99,14 @@ def _problem(err: Any, root: type[BaseModel]) -> Problem:
         expected = _REQUIRED_EXPECTED.get(path, "a value for this required key")
         return Problem(path, None, expected, "required key is missing")
     if kind == "literal_error":
-        return Problem(path, value, f"one of {ctx.get('expected')}", f"{value!r} is not allowed")
+        return Problem(path, value, _one_of(str(ctx.get("expected"))), f"{value!r} is not allowed")
+    if kind == "model_type":
+        model = _model_at(root, loc)
+        keys = ", ".join(model.model_fields) if model else "its keys"
+        got = type(value).__name__
+        return Problem(
+            path, value, f"a mapping with the keys {keys}", f"{value!r} is not a mapping ({got})"
+        )
     if kind.endswith(("_type", "_parsing")):
         got = type(value).__name__
         return Problem(
@@ -144,7 +162,8 @@ def pop_credentials(data: object, loc: tuple[int | str, ...] = ()) -> list[Probl
 
 
 def cross_checks(p: Parameters) -> list[Problem]:
-    """Rules that span several keys (uniqueness, merged Ingresses, target-only keys)."""
+    """Rules that span several keys (uniqueness, merged Ingresses, target-only keys, and the
+    policies' in :mod:`egress_lib.policy_checks`)."""
     problems: list[Problem] = []
     if p.target == "sandbox":
         # The sandbox writes its own endpoint into sandbox.json; an override would point the
@@ -216,7 +235,7 @@ def cross_checks(p: Parameters) -> list[Problem]:
                     "conflicting backend protocol",
                 )
             )
-    return problems
+    return problems + policy_problems(p)
 
 
 def _tls_checks(i: int, d: Destination, first: tuple[int, str | None, str | None]) -> list[Problem]:

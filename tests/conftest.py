@@ -26,6 +26,14 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     33  tests/integration/test_mse_authorization.py (a sandbox per test: no MSE roles, public SLB)
     34  tests/integration/test_network_facts.py (a fresh sandbox per test)
     35  tests/integration/test_snat_choices.py (two EIPs, busy SNAT tables, Pending entries)
+    36  tests/integration/test_verify_evidence.py (verify's egress address, bypass and route)
+    37  tests/sandbox/dataplane/test_policy_traffic.py (IP lists, throttling, headers, retries)
+    38  tests/sandbox/dataplane/test_policy_tls.py (upstream TLS, TLS offload, mirroring)
+    39  tests/sandbox/dataplane/test_pod_addresses.py (pod addresses, hostNetwork, sources)
+    40  tests/integration/test_egress_policies.py (00..07 with parameters/sandbox-policies.yaml)
+    41  tests/integration/test_egress_policies.py (misconfigurations, a sandbox each)
+    42  tests/integration/test_policy_references.py (policy references: check and preflight)
+    43  tests/sandbox/dataplane/test_echo_server.py, then test_seed_objects.py (restarts it)
 
 A new one takes the next free number and is added here.
 

@@ -1,16 +1,21 @@
 """The runbook's steps, in order; each module has ``plan(session)`` and ``apply(session, plan)``.
 
-:data:`RUNBOOK` is the one list of steps: the runner, the CLI and the docs take it from here.
-Each step's notebook is ``notebooks/<name>.ipynb``. Teardown is separate: never part of a run.
+:data:`RUNBOOK` is the one list of the steps every run has: the runner, the CLI and the docs
+take it from here. :data:`POLICIES` (07) follows them when the parameters declare a policy
+(:func:`applicable`); :data:`FULL` is both. Each step's notebook is
+``notebooks/<name>.ipynb``. Teardown is separate: never part of a run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from egress_lib.steps import (
     controller,
+    egress_policies,
     gateway,
     ingress,
     preflight,
@@ -19,6 +24,9 @@ from egress_lib.steps import (
     teardown,
     verify,
 )
+
+if TYPE_CHECKING:
+    from egress_lib.parameters import Parameters
 
 
 @dataclass(frozen=True)
@@ -41,15 +49,28 @@ RUNBOOK: tuple[Step, ...] = (
     Step(snat.STEP, snat, "SNAT entry for the gateway's vSwitch"),
     Step(services.STEP, services, "one ExternalName Service per destination"),
     Step(ingress.STEP, ingress, "Ingress routes; the CLB address from their status"),
-    Step(verify.STEP, verify, "curl each destination through the gateway from a pod"),
+    Step(
+        verify.STEP,
+        verify,
+        "curl each destination through the gateway from a pod; the direct path is blocked",
+    ),
 )
+POLICIES = Step(
+    egress_policies.STEP, egress_policies, "apply the egress policies and check each from pods"
+)
+FULL: tuple[Step, ...] = (*RUNBOOK, POLICIES)
 TEARDOWN = Step(teardown.STEP, teardown, "delete what the runbook created, in reverse order")
 ORDER = tuple(s.module for s in RUNBOOK)
 
 
+def applicable(params: Parameters, steps: Sequence[Step]) -> tuple[Step, ...]:
+    """``steps`` without 07 when the parameters declare no policy (runs stay as before)."""
+    return tuple(s for s in steps if s is not POLICIES or params.has_policies())
+
+
 def find(ref: str, *, include_teardown: bool = False) -> Step:
     """A step by name ("03-configure-snat"), number ("03") or module name ("snat")."""
-    candidates = (*RUNBOOK, TEARDOWN) if include_teardown else RUNBOOK
+    candidates = (*FULL, TEARDOWN) if include_teardown else FULL
     for s in candidates:
         if ref in (s.name, s.number, s.module.__name__.rsplit(".", 1)[-1]):
             return s
@@ -58,11 +79,15 @@ def find(ref: str, *, include_teardown: bool = False) -> Step:
 
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_public_api.py checks
+    "FULL",
     "ORDER",
+    "POLICIES",
     "RUNBOOK",
     "Step",
     "TEARDOWN",
+    "applicable",
     "controller",
+    "egress_policies",
     "find",
     "gateway",
     "ingress",

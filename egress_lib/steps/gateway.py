@@ -25,7 +25,34 @@ CLB_COLUMNS = ["GatewayUniqueId", "SlbId", "Address", "Type", "Mode", "Status"]
 def objects(session: Session) -> list[dict[str, Any]]:
     """The manifests this step applies, in order."""
     p = session.params
-    return [manifests.mse_ingress_config(p), manifests.ingress_class(p)]
+    config = manifests.mse_ingress_config(p)
+    _clear_dropped_lists(config, kube.get(session, "MseIngressConfig", p.gateway.config_name))
+    return [config, manifests.ingress_class(p)]
+
+
+IP_LISTS = ("whitelist", "blacklist")
+
+
+def _clear_dropped_lists(config: dict[str, Any], live: dict[str, Any] | None) -> None:
+    """Write an empty list for a gateway-wide IP list the live config has and ours lacks.
+
+    An update lays the desired keys over the live object and ignores keys only the live one
+    has, so a list dropped from the parameters would stay in force; an empty list (no
+    restriction) says it is gone. Without one live, the manifest stays the seed's.
+    """
+    # That MSE reads an empty whitelist as "any source" (as the sandbox does) is
+    # [UNCONFIRMED]: the MseIngressConfig documentation only shows non-empty lists.
+    live_lists = (((live or {}).get("spec") or {}).get("global") or {}).get("ipAccessControl")
+    if not isinstance(live_lists, dict):
+        return
+    dropped = [k for k in IP_LISTS if live_lists.get(k)]
+    spec = config["spec"]
+    ours = spec.get("global", {}).get("ipAccessControl", {})
+    missing = [k for k in dropped if k not in ours]
+    if missing:
+        spec.setdefault("global", {}).setdefault("ipAccessControl", {})
+        for k in missing:
+            spec["global"]["ipAccessControl"][k] = []
 
 
 def plan(session: Session) -> Plan:

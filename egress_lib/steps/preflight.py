@@ -385,12 +385,14 @@ def _allowed(
 
 
 def checks(session: Session, f: Facts | None = None) -> list[Check]:
-    """All findings: cloud facts first, then MSE authorization, then Kubernetes permissions."""
-    from egress_lib.steps import checks_authorization
+    """All findings: cloud facts first, then MSE authorization, then Kubernetes permissions,
+    then the Services and Secrets the policies name."""
+    from egress_lib.steps import checks_authorization, checks_references
 
     f = f or facts(session)
     authorization = checks_authorization.checks(session, f)
-    return cloud_checks(session, f) + authorization + permission_checks(session)
+    found = cloud_checks(session, f) + authorization + permission_checks(session)
+    return found + checks_references.checks(session)
 
 
 def checks_table(found: list[Check]) -> Table:

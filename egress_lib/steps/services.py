@@ -1,4 +1,8 @@
-"""Step 04: one ExternalName Service per destination; ours that are no longer named go."""
+"""Step 04: one ExternalName Service per destination and per load-balancing endpoint.
+
+Ours that the parameters no longer name (a destination or an endpoint removed) go: they
+carry the ownership labels, which is what the plan's deletes and teardown look for.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ STEP = "04-external-services"
 
 def plan(session: Session) -> Plan:
     """Create/update the ExternalName Services; delete ours that no destination names."""
+    # external_name_services includes the endpoints' Services, so they are planned, and
+    # deleted once dropped, like the destinations' own.
     desired = manifests.external_name_services(session.params)
     return Plan(STEP, plan_objects(session, "Service", desired))
 

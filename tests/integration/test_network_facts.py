@@ -94,7 +94,8 @@ def test_a_host_name_status_is_verified_through_connect_to(tmp_path: Path) -> No
             assert addr.hostname.endswith(".cn-hangzhou.nlb.aliyuncsslb.com")
             result = steps.verify.verify(session, [addr])
             assert result.ok, result
-            (row,) = result.rows
+            row, direct = result.rows  # via the gateway, then direct (blocked)
+            assert direct.path == "direct" and direct.result == "pass"
             assert f":{addr.hostname}:" in " ".join(
                 steps.verify.curl_args(params.destinations[0], addr, 5)
             )

@@ -147,8 +147,14 @@ def test_06_verify(session: Session) -> None:
     assert frame.iloc[0]["HTTP status"] < 400
     from egress_lib import kube
 
-    name = steps.verify.pod_name(session.params.destinations[0], session.short_run_id)
-    assert kube.get(session, "Pod", name, session.params.namespace) is None  # cleaned up
+    assert list(frame["Path"]) == ["via gateway", "direct"]
+    assert list(frame["Result"]) == ["pass", "pass"]  # the EIP seen, the direct path blocked
+    names = [
+        steps.verify.pod_name(session, session.params.destinations[0]),
+        steps.verify.direct_pod_name(session),
+    ]
+    for name in names:
+        assert kube.get(session, "Pod", name, session.params.namespace) is None  # cleaned up
 
 
 def test_99_teardown(sandbox: Any, session: Session) -> None:

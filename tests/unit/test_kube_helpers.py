@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from egress_lib import kube
 from egress_lib.parameters import Destination
+from egress_lib.pod_probe import parse_transfers, write_out
 from egress_lib.show import yaml_block
 from egress_lib.steps import verify
 from egress_lib.steps.ingress import ClbAddress
@@ -73,7 +77,8 @@ def test_curl_args_take_a_host_name_status() -> None:
     nlb = ClbAddress("mse-ingress", None, 80, "nlb-x.cn-hangzhou.nlb.aliyuncsslb.com")
     args = verify.curl_args(DEST, nlb, 60)
     assert "www.aliyun.com:80:nlb-x.cn-hangzhou.nlb.aliyuncsslb.com:80" in args
-    assert args[:5] == ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %{remote_ip}"]
+    # The body goes to stdout (the source address is read from it), then the tagged trailer.
+    assert args[:3] == ["-s", "-w", write_out("aliyun-svc-external")]
 
 
 def test_curl_args_non_default_port() -> None:
@@ -84,13 +89,19 @@ def test_curl_args_non_default_port() -> None:
 
 def test_pod_name_fits_63() -> None:
     # The run's ID is in the name, so two runs at once never share a pod.
-    assert verify.pod_name(DEST, "ab12cd") == "egress-verify-ab12cd-aliyun-svc-external"
+    session: Any = SimpleNamespace(short_run_id="ab12cd")
+    assert verify.pod_name(session, DEST) == "egress-verify-ab12cd-aliyun-svc-external"
+    assert verify.direct_pod_name(session) == "egress-verify-ab12cd-direct"
     long = Destination(name="a" * 60, host="x.example.com", port=80)
-    name = verify.pod_name(long, "ab12cd")
+    name = verify.pod_name(session, long)
     assert len(name) <= 63 and name.startswith("egress-verify-")
+    assert name != verify.pod_name(session, Destination(name="a" * 59 + "b", host="x.e", port=80))
 
 
-def test_parse_output() -> None:
-    assert verify.parse_output("200 0.123 127.16.2.5") == (200, 0.123, "127.16.2.5")
-    assert verify.parse_output("curl: (7) Failed to connect\n000 0.001 ") == (None, 0.001, "")
-    assert verify.parse_output("") == (None, None, "")
+def test_parse_the_trailer() -> None:
+    log = "<html/>\n@egress-probe tag=a code=200 time=0.123 connect=0.01 remote=127.16.2.5 exit=0 "
+    (t,) = parse_transfers(log + "error=\n")
+    assert (t.status, t.seconds, t.remote, t.body) == (200, 0.123, "127.16.2.5", "<html/>")
+    failed = "@egress-probe tag=a code=000 time=0.001 connect=0 remote= exit=7 error=Failed\n"
+    assert parse_transfers("curl: (7) Failed\n" + failed)[0].status is None
+    assert parse_transfers("") == []

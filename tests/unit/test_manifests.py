@@ -182,3 +182,55 @@ def test_destinations_sharing_an_ingress_agree_on_sni_and_vhost() -> None:
     assert set(found) == {"destinations[1].sni", "destinations[1].upstream_vhost"}
     assert "None conflicts with 'a.example.com'" in found["destinations[1].sni"]
     assert "like destinations[0], which shares Ingress 'shared'" in found["destinations[1].sni"]
+
+
+# ---- policies leave the seed's manifests alone ----------------------------------------------
+
+
+def test_without_policies_the_yaml_is_the_seeds_byte_for_byte() -> None:
+    # Dict equality ignores key order; the YAML text does not.
+    p = seed_params()
+    config = seed("mse-ingress-config.yaml")
+    config["spec"]["common"]["network"]["vSwitches"] = ["vsw-xxxx0000"]
+    assert manifests.to_yaml(manifests.mse_ingress_config(p)) == manifests.to_yaml(config)
+    assert manifests.to_yaml(manifests.external_name_services(p)) == manifests.to_yaml(
+        [seed("service.yaml")]
+    )
+    assert manifests.to_yaml(manifests.ingresses(p)) == manifests.to_yaml(
+        [seed("ingress-http.yaml")]
+    )
+    assert "global" not in manifests.mse_ingress_config(p)["spec"]
+
+
+def test_a_destination_without_policies_beside_one_with_them_keeps_the_seeds_objects() -> None:
+    p = load_parameters(
+        ROOT / "parameters" / "sandbox.yaml",
+        overrides={
+            "gateway.vswitches": ["vsw-xxxx0000"],
+            "destinations": [
+                {
+                    "name": "aliyun-svc-external",
+                    "ingress_name": "mse-ingress",
+                    "host": "www.aliyun.com",
+                    "port": 80,
+                    "path": "/product/aliware/mse",
+                },
+                {
+                    "name": "limited",
+                    "host": "api.example.com",
+                    "port": 80,
+                    "policies": {"rate_limit": {"rps": 5}, "timeout_seconds": 3},
+                },
+            ],
+        },
+    )
+    seed_ingress, limited = manifests.ingresses(p)
+    assert manifests.to_yaml(seed_ingress) == manifests.to_yaml(seed("ingress-http.yaml"))
+    assert limited["metadata"]["annotations"] == {
+        "mse.ingress.kubernetes.io/route-limit-rps": "5",
+        "mse.ingress.kubernetes.io/timeout": "3",
+    }
+    assert [s["metadata"]["name"] for s in manifests.external_name_services(p)] == [
+        "aliyun-svc-external",
+        "limited",
+    ]

@@ -22,6 +22,7 @@ STEPS = [
     "04-external-services",
     "05-ingress-routes",
     "06-verify",
+    "07-egress-policies",
 ]
 
 

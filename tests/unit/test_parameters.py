@@ -544,3 +544,47 @@ def test_defaults() -> None:
     p = load_parameters(SANDBOX)
     assert p.timeouts.gateway_seconds == 900
     assert p.controller.addon_name == "mse-ingress-controller" and p.controller.version is None
+
+
+def _uncommented(text: str, start: str, indent: str) -> Any:
+    """The YAML of a commented example block starting at the line ``start``."""
+    lines = text.splitlines()
+    i = lines.index(start)
+    block = [lines[i]]
+    for line in lines[i + 1 :]:
+        if not line.startswith(f"{indent}#   "):
+            break
+        block.append(line)
+    return yaml.safe_load("\n".join(x.replace(f"{indent}# ", "", 1) for x in block))
+
+
+def test_the_examples_commented_policies_validate_when_uncommented() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    data["destinations"][1].update(_uncommented(text, "    # policies:", "    "))
+    data["gateway"].update(_uncommented(text, "  #   ip_access_control:", "  "))
+    p = load_parameters(data)
+    assert set(p.destinations[1].policies.declared()) == set(
+        type(p.destinations[1].policies).model_fields
+    )
+    assert p.gateway.ip_access_control is not None
+    assert p.has_policies()
+
+
+def test_a_bad_mapping_key_is_named_without_pydantics_marker() -> None:
+    err = bad({"destinations.0.policies": {"request_headers": {"add": {"x y": "1"}}}})
+    assert err.path == "destinations[0].policies.request_headers.add.x y"
+    assert "[key]" not in str(err)
+
+
+def test_a_scalar_where_a_mapping_belongs_lists_the_keys() -> None:
+    err = bad({"snat": "ngw-1"})
+    assert err.path == "snat"
+    assert "'ngw-1' is not a mapping (str); expected a mapping with the keys nat_gateway_id" in (
+        str(err)
+    )
+
+
+def test_two_allowed_values_read_as_either_or() -> None:
+    err = bad({"target": "cloud"})
+    assert "'cloud' is not allowed; expected 'sandbox' or 'aliyun'" in str(err)

@@ -32,6 +32,7 @@ from egress_lib.errors import (
 )
 from egress_lib.parameters import load_parameters
 from egress_lib.steps.verify import VerifyResult, VerifyRow
+from egress_lib.steps.verify_rows import VIA
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_ID = "5C6B2A8E-1111"
@@ -162,12 +163,13 @@ def test_cs_errors_have_no_recommend() -> None:
 def _verify_result(status: int | None) -> VerifyResult:
     row = VerifyRow(
         "aliyun-svc-external",
+        VIA,
         "http://www.aliyun.com/",
         status,
-        0.01,
-        "127.16.2.10",
-        False,
+        "fail",
         f"HTTP {status}: the gateway answered but the route or destination failed",
+        seconds=0.01,
+        remote="127.16.2.10",
     )
     return VerifyResult(
         [row],
@@ -182,7 +184,7 @@ def test_verify_503_points_at_the_snat_entry_of_step_03() -> None:
     text = str(render(info.value))
     print(text)
     assert text.startswith(
-        "StepFailed: 1 destination(s) not reachable through the gateway:\n"
+        "StepFailed: 1 check(s) through the gateway failed:\n"
         "    - aliyun-svc-external (http://www.aliyun.com/): HTTP 503"
     )
     assert "SNAT entry of step 03 (03-configure-snat)" in text
@@ -218,7 +220,7 @@ def test_some_routes_503_keeps_the_snat_remedy_only() -> None:
 
 def test_503_and_a_passing_route_is_not_the_alias_case() -> None:
     result = _rows(503, 200)
-    result.rows[1] = replace(result.rows[1], ok=True)
+    result.rows[1] = replace(result.rows[1], result="pass")
     with pytest.raises(StepFailed) as info:
         result.raise_for_failures()
     assert "ExternalName" not in info.value.remedy

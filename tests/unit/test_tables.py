@@ -195,8 +195,8 @@ def test_yaml_blocks_are_highlighted_and_say_when_there_is_nothing() -> None:
 
 
 def test_verify_table_marks_rows_and_points_a_503_at_the_snat_step() -> None:
-    ok = VerifyRow("a", "http://a/", 200, 0.01, "127.0.0.9", True, "HTTP 200 via 127.0.0.9")
-    bad = VerifyRow("b", "http://b/", 503, 0.02, "127.0.0.9", False, "HTTP 503: ...")
+    ok = VerifyRow("a", "via gateway", "http://a/", 200, "pass", "HTTP 200 via 127.0.0.9")
+    bad = VerifyRow("b", "via gateway", "http://b/", 503, "fail", "HTTP 503: ...")
     table = VerifyResult([ok, bad]).to_table()
     assert table.columns[0] == "Result" and table.columns[-1] == "Fix"
     assert table.column("Result") == ["✓", "✗ error"]
