@@ -210,8 +210,10 @@ def _outcome(result: Any) -> str:
 
         n = sum(c.action in CHANGING for c in applied)
         return f"{n} change(s) applied" if n else "nothing needed changing"
-    ok = getattr(result, "ok", None)
-    return "every destination answered" if ok else "see the result below"
+    summary = getattr(result, "summary", None)
+    if isinstance(summary, str):
+        return summary
+    return "done" if getattr(result, "ok", None) else "see the result below"
 
 
 def _error_view(e: Exception) -> object:

@@ -34,6 +34,7 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     41  tests/integration/test_egress_policies.py (misconfigurations, a sandbox each)
     42  tests/integration/test_policy_references.py (policy references: check and preflight)
     43  tests/sandbox/dataplane/test_echo_server.py, then test_seed_objects.py (restarts it)
+    44  tests/browser/test_lab_policies.py (notebook 07 in JupyterLab)
 
 A new one takes the next free number and is added here.
 

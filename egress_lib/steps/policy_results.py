@@ -72,6 +72,12 @@ class PolicyResult(ShowsTable):
     def failed(self) -> list[CheckRow]:
         return [r for r in self.rows if r.outcome == "fail"]
 
+    @property
+    def summary(self) -> str:
+        """One line for the Apply panel: the checks' counts."""
+        c = self.counts()
+        return f"{c['pass']} check(s) passed, {c['fail']} failed, {c['skipped']} skipped"
+
     def counts(self) -> dict[str, int]:
         """How many rows passed, failed and were skipped."""
         out = {"pass": 0, "fail": 0, "skipped": 0}

@@ -45,7 +45,10 @@ def _named(session: Session) -> list[tuple[str, str, str | None]]:
     out: list[tuple[str, str, str | None]] = [
         ("Ingress", o["metadata"]["name"], p.namespace) for o in manifests.ingresses(p)
     ]
-    out += [("Service", d.name, p.namespace) for d in p.destinations]
+    # The endpoints' Services too (load_balancing), not only one per destination.
+    out += [
+        ("Service", o["metadata"]["name"], p.namespace) for o in manifests.external_name_services(p)
+    ]
     out.append(("MseIngressConfig", p.gateway.config_name, None))
     out.append(("IngressClass", p.gateway.ingress_class, None))
     return out

@@ -101,6 +101,13 @@ class VerifyResult(ShowsTable):
     def ok(self) -> bool:
         return bool(self.rows) and all(r.ok for r in self.rows)
 
+    @property
+    def summary(self) -> str:
+        """One line for the Apply panel."""
+        if self.ok:
+            return "every destination answered through the gateway, and none without it"
+        return f"{sum(not r.ok for r in self.rows)} row(s) failed: see the result below"
+
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (:data:`COLUMNS`), for code."""
         frame: pd.DataFrame = pd.DataFrame(

@@ -49,7 +49,7 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Lab]:
     if not Path(CHROMIUM).exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
@@ -59,7 +59,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp / "notebooks"
     shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns("conftest.py"))
     runs = tmp / "runs"
-    with sandbox_home(tmp / "sandbox", BLOCK) as box:
+    # A test module may name a block of its own: its sandbox's world differs from the others'.
+    with sandbox_home(tmp / "sandbox", getattr(request.module, "BLOCK", BLOCK)) as box:
         port, token = _free_port(), secrets.token_hex(16)
         env = {
             **os.environ,
