@@ -27,3 +27,19 @@ def shot(page: Any, name: str, *, panel: bool = False, locator: Any = None) -> P
         locator.scroll_into_view_if_needed()
     page.screenshot(path=str(path))
     return path
+
+
+def menu(page: Any, name: str, item: str) -> None:
+    """Click ``item`` in JupyterLab's main menu ``name`` ("Run", "Kernel", ...)."""
+    page.locator("#jp-MainMenu").get_by_text(name, exact=True).click()
+    page.locator(".lm-Menu-content").get_by_text(item, exact=True).click()
+
+
+def wait_kernel_idle(page: Any, timeout: float = 60) -> None:
+    """Until the status bar says the kernel is connected and idle."""
+    # It says "Python 3 (ipykernel) | Idle" once the kernel is connected and idle.
+    page.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=timeout * 1000)
+    page.wait_for_function(
+        "() => !document.querySelector('#jp-main-statusbar').textContent.includes('Busy')",
+        timeout=timeout * 1000,
+    )

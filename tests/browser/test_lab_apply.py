@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import pytest
-from browser_support import REPO, shot
+from browser_support import REPO, menu, shot, wait_kernel_idle
 from waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -34,24 +34,10 @@ def _session(approve: bool) -> Any:
 def _open_and_run_all(page: Any, lab: Any) -> None:
     page.goto(lab.notebook_url(NOTEBOOK))
     page.locator(".jp-Notebook").first.wait_for()
-    _wait_kernel_idle(page)
-    _menu(page, "Run", "Run All Cells")
+    wait_kernel_idle(page)
+    menu(page, "Run", "Run All Cells")
     # The first code cell's prompt gets its number once the kernel ran it.
     page.locator(".jp-InputPrompt", has_text="[1]:").first.wait_for(timeout=60_000)
-
-
-def _menu(page: Any, menu: str, item: str) -> None:
-    page.locator("#jp-MainMenu").get_by_text(menu, exact=True).click()
-    page.locator(".lm-Menu-content").get_by_text(item, exact=True).click()
-
-
-def _wait_kernel_idle(page: Any, timeout: float = 60) -> None:
-    # The status bar says "Python 3 (ipykernel) | Idle" once the kernel is connected and idle.
-    page.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=timeout * 1000)
-    page.wait_for_function(
-        "() => !document.querySelector('#jp-main-statusbar').textContent.includes('Busy')",
-        timeout=timeout * 1000,
-    )
 
 
 def _apply_button(page: Any) -> Any:
@@ -70,7 +56,7 @@ def test_apply_button_failed_gateway_then_listening(lab: Any, page: Any) -> None
     _open_and_run_all(page, lab)
     apply = _apply_button(page)
     apply.wait_for()
-    _wait_kernel_idle(page)
+    wait_kernel_idle(page)
     assert "Plan for 02-create-gateway" in page.content()
     assert (
         session.custom.list_cluster_custom_object(
@@ -114,10 +100,10 @@ def test_apply_button_failed_gateway_then_listening(lab: Any, page: Any) -> None
         timeout=60,
         what="the Failed MseIngressConfig to be deleted",
     )
-    _menu(page, "Kernel", "Restart Kernel and Run All Cells…")
+    menu(page, "Kernel", "Restart Kernel and Run All Cells…")
     page.locator(".jp-Dialog").get_by_role("button", name="Confirm Kernel Restart").click()
     page.wait_for_timeout(1000)
-    _wait_kernel_idle(page)
+    wait_kernel_idle(page)
     apply = _apply_button(page)
     apply.wait_for()
     assert apply.is_enabled()

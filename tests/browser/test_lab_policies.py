@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from browser_support import REPO, shot
+from browser_support import REPO, menu, shot, wait_kernel_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -32,19 +32,6 @@ def _cell_script() -> ModuleType:
     return module
 
 
-def _menu(page: Any, menu: str, item: str) -> None:
-    page.locator("#jp-MainMenu").get_by_text(menu, exact=True).click()
-    page.locator(".lm-Menu-content").get_by_text(item, exact=True).click()
-
-
-def _wait_kernel_idle(page: Any, timeout: float = 90) -> None:
-    page.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=timeout * 1000)
-    page.wait_for_function(
-        "() => !document.querySelector('#jp-main-statusbar').textContent.includes('Busy')",
-        timeout=timeout * 1000,
-    )
-
-
 def _probe_pods(session: Any) -> list[str]:
     pods = session.core.list_namespaced_pod("default").items
     return [p.metadata.name for p in pods if p.metadata.name.startswith("egress-policy-")]
@@ -61,11 +48,11 @@ def test_policy_checks_from_the_notebook(lab: Any, page: Any) -> None:
 
     page.goto(lab.notebook_url(NOTEBOOK))
     page.locator(".jp-Notebook").first.wait_for()
-    _wait_kernel_idle(page)
-    _menu(page, "Run", "Run All Cells")
+    wait_kernel_idle(page, timeout=90)
+    menu(page, "Run", "Run All Cells")
     apply = page.locator(".egress-apply-panel button.egress-apply").last
     apply.wait_for(timeout=90_000)
-    _wait_kernel_idle(page)
+    wait_kernel_idle(page, timeout=90)
     content = page.content()
     # The policy table names what each parameter becomes; the plan changes nothing after 05.
     assert "nginx.ingress.kubernetes.io/whitelist-source-range" in content
