@@ -148,17 +148,35 @@ def follow(
 ) -> Iterator[bytes]:
     """Stream the log until the container terminates, the pod goes, or the limit is hit."""
     sent_chars = 0
+    sent_tail = ""  # the end of what was sent: finds our place again in a log cut at the front
     budget = opts.limit_bytes
     initial = True
     while not stopping.is_set():
         pod = current_pod()
         done = pod is None or "terminated" in (_status(pod, opts.container).get("state") or {})
         text = source() if pod is not None else ""
+        if sent_tail and text[sent_chars - len(sent_tail) : sent_chars] != sent_tail:
+            # A bounded log dropped its oldest lines: resume after the last text we sent. The
+            # first match is ours (what was sent comes before anything new); when the cut ate
+            # into that text too, what is left of it starts the log.
+            at = text.find(sent_tail)
+            if at >= 0:
+                sent_chars = at + len(sent_tail)
+            else:
+                sent_chars = next(
+                    (
+                        k
+                        for k in range(len(sent_tail) - 1, 0, -1)
+                        if text.startswith(sent_tail[-k:])
+                    ),
+                    0,
+                )
         # Only whole lines are sent while the container runs; the rest waits for its newline.
         upto = len(text) if done else text.rfind("\n", sent_chars) + 1
         chunk = text[sent_chars:upto] if upto > sent_chars else ""
         if chunk:
             sent_chars = upto
+            sent_tail = text[max(0, upto - 256) : upto]
             if initial:
                 chunk = _tail(chunk, opts.tail_lines)
             if opts.timestamps:
