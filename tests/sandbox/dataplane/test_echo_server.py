@@ -126,6 +126,8 @@ def test_echo_pod_answers_on_its_address_and_logs_while_running(box: Sandbox) ->
             socket.create_connection((ip, 8080), timeout=1).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            return False  # taken into the backlog just as the listener closed: try again
         return False
 
     wait_for(refused, timeout=5, what="the server to stop with its pod")
