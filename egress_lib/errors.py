@@ -82,7 +82,21 @@ class Problem:
 
     def __str__(self) -> str:
         what = self.problem or f"{self.value!r} is not valid"
-        return f"{self.path}: {what}; expected {self.expected}"
+        return f"{self.path}: {shorten(what)}; expected {shorten(self.expected)}"
+
+
+MAX_MESSAGE = 300
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text``, or its start and end around "…(N characters)…" when longer than ``limit``.
+
+    A value of megabytes in a parameters file must not come back in full in the error.
+    """
+    if len(text) <= limit:
+        return text
+    keep = (limit - 40) // 2
+    return f"{text[:keep]}…({len(text) - 2 * keep} characters)…{text[-keep:]}"
 
 
 class ParameterError(EgressError, ValueError):

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as _ValidationError
 
+from egress_lib import parameter_file
 from egress_lib.endpoints import Endpoints
 from egress_lib.errors import ParameterError, Problem
 from egress_lib.parameter_overrides import apply_override
@@ -455,19 +455,4 @@ def _validate(
 
 
 def _read_yaml(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ParameterError(
-            Problem("<file>", str(path), "a readable YAML file", f"cannot read: {e.strerror}")
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        what = getattr(e, "problem", None) or str(e)
-        raise ParameterError(
-            Problem(f"<yaml {where}>", None, "valid YAML", f"YAML syntax error: {what}"),
-            source=str(path),
-        ) from None
+    return parameter_file.read(path)
