@@ -193,6 +193,12 @@ class Timeouts(_Model):
     ingress_status_seconds: StrictInt = Field(
         default=300, ge=1, le=86400, description="Ingress status getting the CLB address"
     )
+    api_retry_seconds: StrictInt = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="retrying one throttled or failing API call (cloud and Kubernetes)",
+    )
 
 
 class Controller(_Model):

@@ -101,6 +101,7 @@ def test_values_are_schema_defaults_or_the_sandbox_value(cell: str) -> None:
         "gateway_seconds": 900,
         "snat_seconds": 300,
         "ingress_status_seconds": 300,
+        "api_retry_seconds": 120,
     }
     picked = {k: ns[k] for k in Parameters.model_fields}
     assert load_parameters(picked) == load_parameters(SANDBOX)
