@@ -186,10 +186,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from egress_lib import references
     from egress_lib.parameters import load_parameters
 
+    # Nothing before a valid load touches the network: a bad file is refused offline.
     try:
         params = load_parameters(Path(args.params))
     except EgressError as e:
         print(f"egress-runbook: {e}", file=sys.stderr)
+        print(e.remedy, file=sys.stderr)
         return EXIT_USAGE
     refs = references.references(params)
     lines: list[str] = []

@@ -1,7 +1,10 @@
 """Connect to the target: Kubernetes API clients plus the VPC, SLB, CS, MSE and RAM SDK clients.
 
 The sandbox is found only through the files it writes (``sandbox.json``, ``kubeconfig``),
-the same way a real cluster is found through a kubeconfig and a credential chain.
+the same way a real cluster is found through a kubeconfig and a credential chain. Every client
+retries under one :class:`~egress_lib.retry.RetryPolicy` (deadline
+``timeouts.api_retry_seconds``): the SDK clients through :func:`egress_lib.cloud.call`, the
+Kubernetes client through :class:`~egress_lib.kube_retry.RetryingApiClient`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egress_lib import remedies
+from egress_lib import remedies, retry
 from egress_lib.cloud import CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, register_client, retry_options
 from egress_lib.endpoints import SERVICES, OpenApiService
 from egress_lib.errors import TargetUnavailable
 from egress_lib.parameters import Parameters
+from egress_lib.retry import RetryPolicy
 
 # Set by egress_lib.runner for the kernels it starts: every step of one run shares its ID
 # (verify pod names, SNAT ClientTokens, the lock's holder).
@@ -119,6 +123,8 @@ class Session:
     credential_source: str = ""
     # One ID per run: from the runner, or a new one per session (interactive use).
     run_id: str = field(default_factory=lambda: new_run_id())
+    # How every API call of this session is retried (deadline timeouts.api_retry_seconds).
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy, repr=False)
 
     @property
     def short_run_id(self) -> str:
@@ -257,12 +263,35 @@ def openapi_clients(params: Parameters, common: Mapping[str, Any]) -> dict[OpenA
     return out
 
 
-def connect(params: Parameters) -> Session:
-    """Build the clients for ``params.target``; no API call is made here."""
+def kube_api_client(kubeconfig: str | None, context: str | None, policy: RetryPolicy) -> Any:
+    """A Kubernetes ApiClient for ``kubeconfig``/``context`` whose requests ``policy`` retries.
+
+    What ``kubernetes.config.new_client_from_config`` does, with our client class.
+    """
     from kubernetes import client as k8s
     from kubernetes import config as _k8s_config
 
+    from egress_lib.kube_retry import RetryingApiClient
+
     k8s_config: Any = _k8s_config  # the loader is not annotated
+    configuration = type.__call__(k8s.Configuration)  # not a copy of the process default
+    k8s_config.load_kube_config(
+        config_file=kubeconfig,
+        context=context,
+        client_configuration=configuration,
+        persist_config=False,
+    )
+    return RetryingApiClient(configuration, policy)
+
+
+def connect(params: Parameters, *, retry_policy: RetryPolicy | None = None) -> Session:
+    """Build the clients for ``params.target``; no API call is made here.
+
+    ``retry_policy`` replaces the one the parameters give (tests use short backoffs).
+    """
+    from kubernetes import client as k8s
+
+    policy = retry_policy or retry.policy_for(params)
 
     common: dict[str, Any] = {
         "region_id": params.region_id,
@@ -299,9 +328,7 @@ def connect(params: Parameters) -> Session:
         source = default_chain_source()
 
     try:
-        api_client = k8s_config.new_client_from_config(
-            config_file=kubeconfig, context=params.kube_context, persist_config=False
-        )
+        api_client = kube_api_client(kubeconfig, params.kube_context, policy)
     except Exception as e:  # noqa: BLE001 - the loader raises ConfigException, OSError, YAML errors
         missing = _missing_context(kubeconfig, params.kube_context)
         if missing is not None:
@@ -317,7 +344,7 @@ def connect(params: Parameters) -> Session:
     clients = openapi_clients(params, common)
     vpc, slb, cs, mse, ram = (clients[s] for s in SERVICES)
     for client in clients.values():
-        register_client(client, source)
+        register_client(client, source, policy)
     return Session(
         params=params,
         core=k8s.CoreV1Api(api_client),
@@ -334,4 +361,5 @@ def connect(params: Parameters) -> Session:
         ram=ram,
         target_description=description,
         credential_source=source,
+        retry_policy=policy,
     )

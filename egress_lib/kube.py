@@ -6,17 +6,19 @@ import copy
 import difflib
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from egress_lib import ownership
-from egress_lib.errors import KubernetesApiError, WaitTimeout
+from egress_lib.errors import KubernetesApiError
 from egress_lib.kinds import REQUEST_TIMEOUT, kind_of
+
+# Defined in modules of their own (size); everything uses them as kube.k8s_errors etc.
+from egress_lib.kube_errors import k8s_errors as k8s_errors  # noqa: PLC0414
+from egress_lib.kube_watch import WATCH_CHUNK_SECONDS as WATCH_CHUNK_SECONDS  # noqa: PLC0414
+from egress_lib.kube_watch import wait_for as wait_for  # noqa: PLC0414
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change
-from egress_lib.progress import waiting_bar
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
@@ -24,31 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("egress_lib.kube")
 
 Obj = dict[str, Any]
-# Longest single watch request; the loop re-watches until the caller's deadline.
-WATCH_CHUNK_SECONDS = 60
-
-
-@contextmanager
-def k8s_errors(operation: str, kind: str | None, name: str | None) -> Iterator[None]:
-    """Convert client exceptions (HTTP and transport) into :class:`KubernetesApiError`."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    try:
-        yield
-    except ApiException as e:
-        raise KubernetesApiError.from_api_exception(
-            e, kind=kind, name=name, operation=operation
-        ) from e
-    except HTTPError as e:
-        raise KubernetesApiError(
-            status=None,
-            reason="ConnectionError",
-            message=str(e),
-            kind=kind,
-            name=name,
-            operation=operation,
-        ) from e
 
 
 def _ident(obj: Obj) -> tuple[str, str, str | None]:
@@ -281,6 +258,9 @@ def apply_change(session: Session, change: Change) -> Change:
     """Carry out one planned create, update or delete exactly, under its precondition.
 
     Returns the change as applied (``result`` holds the uid and resourceVersion written).
+    A write whose answer was lost and was repeated (:mod:`egress_lib.retry`) meets its own
+    first attempt: a create meets 409 AlreadyExists, an update 409 Conflict, a delete 404.
+    When the object is then ours and as planned, the change is done (``result["converged"]``).
     Raises :class:`StaleObject` when the object changed since the plan.
     """
     k = kind_of(change.kind)
@@ -299,6 +279,19 @@ def apply_change(session: Session, change: Change) -> Change:
         else:
             raise ValueError(f"not a change apply makes: {change.action}")
     except KubernetesApiError as e:
+        if e.status == 409 and change.action in ("create", "update"):
+            found = converged(session, change)
+            if found is not None:
+                meta = found.get("metadata") or {}
+                log.info("%s: already as planned (%s)", change.ref, e.reason)
+                return _applied(
+                    change,
+                    {
+                        "uid": meta.get("uid"),
+                        "resourceVersion": meta.get("resourceVersion"),
+                        "converged": f"{e.reason}: the object is ours and as planned",
+                    },
+                )
         if e.status == 409:
             raise StaleObject(change.ref, f"changed since the plan ({e.reason})") from e
         if e.status == 404 and change.action in ("update", "delete"):
@@ -311,6 +304,32 @@ def apply_change(session: Session, change: Change) -> Change:
     return _applied(
         change, {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
     )
+
+
+def converged(session: Session, change: Change) -> Obj | None:
+    """The object, when what the server has is ours and exactly what ``change`` writes.
+
+    For a create: labelled as ours (this cluster's ownership labels) with every planned key
+    as planned. For an update: the same object (uid) with the planned body less the
+    server's bookkeeping (resourceVersion, generation, ...), so that another writer's change
+    in between is still :class:`StaleObject`.
+    """
+    current = get(session, change.kind, change.name, change.namespace)
+    if current is None or change.payload is None:
+        return None
+    if ownership.owner(current, session.params) != "ours" and not session.params.adopts(
+        change.kind, change.name
+    ):
+        return None
+    desired: Obj = change.payload
+    if change.action == "update":
+        uid = (current.get("metadata") or {}).get("uid")
+        if change.precondition.get("uid") and uid != change.precondition["uid"]:
+            return None
+        desired = for_review(desired)
+        if dropped(current, desired):
+            return None
+    return current if not diff(desired, current) else None
 
 
 def _applied(change: Change, result: dict[str, Any]) -> Change:
@@ -392,96 +411,3 @@ def delete(
             reason=f"{kind}/{name} to be deleted",
         )
     return True
-
-
-def _list_one(
-    session: Session, kind: str, name: str, namespace: str | None
-) -> tuple[Obj | None, str]:
-    fn, args = kind_of(kind).list_call(session, namespace)
-    with k8s_errors("list", kind, name):
-        resp = fn(
-            *args,
-            field_selector=f"metadata.name={name}",
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
-        )
-    data = json.loads(resp.data)
-    items = data.get("items") or []
-    item = items[0] if items else None
-    if item is not None:
-        # List items carry no apiVersion/kind (the list does, as "<Kind>List"): put them back
-        # so callers get the same shape as a GET or a watch event.
-        item.setdefault("apiVersion", data.get("apiVersion"))
-        item.setdefault("kind", kind)
-    return item, str(data.get("metadata", {}).get("resourceVersion", ""))
-
-
-def wait_for(
-    session: Session,
-    kind: str,
-    name: str,
-    namespace: str | None,
-    predicate: Callable[[Obj | None], bool],
-    *,
-    timeout: float,
-    reason: str,
-    describe: Callable[[Obj | None], str] | None = None,
-) -> Obj:
-    """Watch one object until ``predicate(obj)`` (obj is None while absent) or the deadline.
-
-    Starts from a fresh list's resourceVersion so no change is missed; re-lists on 410 Gone.
-    Raises :class:`WaitTimeout` with the last state seen. Returns {} when waiting for absence.
-    """
-    from kubernetes import watch as _watch
-
-    watch: Any = _watch  # the client is only partly annotated
-
-    describe = describe or _describe
-    deadline = time.monotonic() + timeout
-    last, rv = _list_one(session, kind, name, namespace)
-    fn, args = kind_of(kind).list_call(session, namespace)
-    with waiting_bar(reason, what=f"{kind} {name}", timeout=timeout) as bar:
-        while not predicate(last):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(f"{kind}/{name}", timeout, describe(last), reason)
-            bar.set_postfix_str(describe(last), refresh=True)
-            w = watch.Watch(return_type="object")
-            try:
-                with k8s_errors("watch", kind, name):
-                    for event in w.stream(
-                        fn,
-                        *args,
-                        field_selector=f"metadata.name={name}",
-                        resource_version=rv,
-                        timeout_seconds=max(1, int(min(remaining, WATCH_CHUNK_SECONDS))),
-                        _request_timeout=min(remaining, WATCH_CHUNK_SECONDS) + 10,
-                    ):
-                        obj = event.get("raw_object") or {}
-                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                        if event["type"] in ("ADDED", "MODIFIED"):
-                            last = obj
-                        elif event["type"] == "DELETED":
-                            last = None
-                        else:
-                            continue
-                        bar.set_postfix_str(describe(last), refresh=False)  # as it arrives
-                        bar.update(1)
-                        if predicate(last) or time.monotonic() >= deadline:
-                            w.stop()
-                            break
-            except KubernetesApiError as e:
-                # An ERROR event (e.g. 410 Gone) is raised by the stream as ApiException and
-                # converted by k8s_errors like any other failure.
-                if e.status != 410:
-                    raise
-                last, rv = _list_one(session, kind, name, namespace)  # history expired
-    return last or {}
-
-
-def _describe(obj: Obj | None) -> str:
-    if obj is None:
-        return "absent"
-    status = obj.get("status") or {}
-    phase = status.get("phase") if isinstance(status, dict) else None
-    return str(phase) if phase else "present"  # e.g. "Pending": the line reads as a state

@@ -1,27 +1,40 @@
 """Read a parameters file as YAML, refusing what no parameters file needs before it costs.
 
 A parameters file is a few kilobytes written by hand. What is refused, each as one
-:class:`Problem` naming the file position: files over :data:`MAX_BYTES`, bytes that are not
-UTF-8, a document that would have more than :data:`MAX_NODES` nodes with its aliases expanded
-(a "billion laughs" file: PyYAML shares aliased nodes, but validation and error messages would
-expand them; the count is taken on the composed nodes, before anything is built), and a key
-given twice in one mapping (YAML keeps the last one silently: the first would be lost unsaid).
-"""
+:class:`Problem` naming the file position: files over :data:`MAX_BYTES` (unread), UTF-16 or
+UTF-32 files and bytes that are not UTF-8, control characters, a document that would have more
+than :data:`MAX_NODES` nodes with its aliases expanded (a "billion laughs" file: PyYAML shares
+aliased nodes, but validation and error messages would expand them; the count is taken on the
+composed nodes, before anything is built), a key given twice in one mapping (YAML keeps the
+last one silently: the first would be lost unsaid), and tags such as ``!!python/object`` (the
+safe loader builds plain data only). A syntax error names its line and column, and where the
+unfinished quote or bracket began."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
+from yaml.events import Event
 from yaml.nodes import MappingNode, Node
 
 from egress_lib.errors import ParameterError, Problem
 
 MAX_BYTES = 1024 * 1024
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 # Nodes of the document with every alias expanded: a hand-written file has a few hundred.
 MAX_NODES = 100_000
+# Levels of nested lists and mappings: the schema has about six.
+MAX_DEPTH = 50
 
 
 class _Refused(yaml.YAMLError):
@@ -30,13 +43,40 @@ class _Refused(yaml.YAMLError):
         self.problem = problem
 
 
+def _at(mark: object) -> str:
+    """A YAML mark (pure-Python or libyaml's, or None) as "line L, column C", counted from 1."""
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    if isinstance(line, int) and isinstance(column, int):
+        return f"line {line + 1}, column {column + 1}"
+    return "unknown position"
+
+
 def _where(node: Node | None) -> str:
-    mark = getattr(node, "start_mark", None)
-    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+    return _at(getattr(node, "start_mark", None))
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys."""
+    """SafeLoader that refuses duplicate keys and nesting deeper than :data:`MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        # PyYAML composes recursively: 5,000 '[' would end in RecursionError, a traceback.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                peek: Callable[[], Event] = self.peek_event  # untyped in the stubs
+                raise _Refused(
+                    Problem(
+                        f"<yaml {_at(peek().start_mark)}>",
+                        None,
+                        f"at most {MAX_DEPTH} levels of nested lists and mappings",
+                        f"the document nests more than {MAX_DEPTH} levels deep: refused",
+                    )
+                )
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
@@ -61,19 +101,24 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
 
-def _expanded_size(root: Node) -> int:
-    """How many nodes ``root`` has with every alias expanded (stops counting past the limit)."""
-    sizes: dict[int, int] = {}
-    busy: set[int] = set()
+def _expanded(root: Node) -> tuple[int, int]:
+    """(nodes, depth) of ``root`` with every alias expanded; counting stops past the limits.
 
-    def size(node: Node) -> int:
+    Memoized per node, so the recursion goes no deeper than the composed document (which
+    :meth:`_StrictLoader.compose_node` bounds), however deep the aliases would nest it.
+    """
+    seen: dict[int, tuple[int, int]] = {}
+    busy: set[int] = set()
+    endless = (MAX_NODES + 1, MAX_DEPTH + 1)
+
+    def walk(node: Node) -> tuple[int, int]:
         key = id(node)
-        if key in sizes:
-            return sizes[key]
+        if key in seen:
+            return seen[key]
         if key in busy:  # an anchor inside itself: infinite once expanded
-            return MAX_NODES + 1
+            return endless
         busy.add(key)
-        total = 1
+        total, depth = 1, 1
         if isinstance(node, MappingNode):
             children = [n for pair in node.value for n in pair]
         elif isinstance(node, yaml.SequenceNode):
@@ -81,14 +126,16 @@ def _expanded_size(root: Node) -> int:
         else:
             children = []
         for child in children:
-            total += size(child)
-            if total > MAX_NODES:
+            size, below = walk(child)
+            total += size
+            depth = max(depth, below + 1)
+            if total > MAX_NODES or depth > MAX_DEPTH:
                 break
         busy.discard(key)
-        sizes[key] = total
-        return total
+        seen[key] = (total, depth)
+        return total, depth
 
-    return size(root)
+    return walk(root)
 
 
 def read(path: Path) -> object:
@@ -102,12 +149,27 @@ def read(path: Path) -> object:
             Problem("<file>", label, "a readable YAML file", f"cannot read: {e.strerror}")
         ) from None
     if len(raw) > MAX_BYTES:
+        try:
+            size = f"{path.stat().st_size:,} bytes"
+        except OSError:
+            size = "its size unknown"
         raise ParameterError(
             Problem(
                 "<file>",
                 None,
                 f"a parameters file of at most {MAX_BYTES // 1024} KiB",
-                f"the file is larger than {MAX_BYTES // 1024} KiB",
+                f"the file is larger than {MAX_BYTES // 1024} KiB ({size}); refused unread",
+            ),
+            source=label,
+        )
+    bom = next((name for mark, name in _BOMS if raw.startswith(mark)), None)
+    if bom is not None:
+        raise ParameterError(
+            Problem(
+                "<file line 1>",
+                None,
+                "UTF-8 text (save the file as UTF-8)",
+                f"the file is {bom} (it starts with a {bom} byte order mark)",
             ),
             source=label,
         )
@@ -124,31 +186,75 @@ def read(path: Path) -> object:
             ),
             source=label,
         ) from None
-    loader = _StrictLoader(text)
+    return parse(text, label)
+
+
+def parse(text: str, label: str | None = None) -> object:
+    """The YAML document in ``text`` (None when it has none), refused as :func:`read` does."""
+    loader: _StrictLoader | None = None
     try:
+        # The reader refuses control characters as soon as it is built: inside the try.
+        loader = _StrictLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_size(node) > MAX_NODES:
+        size, depth = _expanded(node)
+        if size > MAX_NODES or depth > MAX_DEPTH:
             raise _Refused(
                 Problem(
                     "<yaml>",
                     None,
-                    "a parameters document of at most "
-                    f"{MAX_NODES} values with its YAML aliases (*name) expanded",
-                    "the aliases would expand it beyond that: refused before expanding",
+                    f"a parameters document of at most {MAX_NODES:,} values and "
+                    f"{MAX_DEPTH} levels once its YAML aliases (*name) are expanded",
+                    f"its aliases would expand it beyond {MAX_NODES:,} values or {MAX_DEPTH} "
+                    "levels: refused before expanding",
                 )
             )
         return loader.construct_document(node)
     except _Refused as e:
         raise ParameterError(e.problem, source=label) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        what = getattr(e, "problem", None) or str(e)
+    except yaml.reader.ReaderError as e:
+        # The reader knows only the character's offset; the line and column are counted here.
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
         raise ParameterError(
-            Problem(f"<yaml {where}>", None, "valid YAML", f"YAML syntax error: {what}"),
+            Problem(
+                f"<yaml line {line}, column {column}>",
+                None,
+                "printable text (YAML refuses control characters other than tab and newline)",
+                f"character U+{e.character:04X} is not allowed in YAML"
+                if isinstance(e.character, int)
+                else f"YAML syntax error: {e.reason}",
+            ),
             source=label,
         ) from None
+    except ConstructorError as e:
+        # SafeLoader builds plain data only: a tag such as !!python/object is refused here.
+        raise ParameterError(
+            Problem(
+                f"<yaml {_at(e.problem_mark)}>",
+                None,
+                "plain YAML values: strings, numbers, booleans, null, lists and mappings",
+                f"YAML tag refused: {e.problem}",
+            ),
+            source=label,
+        ) from None
+    except yaml.MarkedYAMLError as e:
+        what = e.problem or str(e)
+        if e.context:
+            # Where the unfinished construct began: an unclosed quote or bracket is there.
+            started = f" (at {_at(e.context_mark)})" if e.context_mark else ""
+            what = f"{e.context}{started}: {what}"
+        raise ParameterError(
+            Problem(
+                f"<yaml {_at(e.problem_mark)}>", None, "valid YAML", f"YAML syntax error: {what}"
+            ),
+            source=label,
+        ) from None
+    except yaml.YAMLError as e:
+        raise ParameterError(
+            Problem("<yaml>", None, "valid YAML", f"YAML syntax error: {e}"), source=label
+        ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -7,20 +7,21 @@ import types
 import typing
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel
 
-from egress_lib.errors import Problem
-from egress_lib.validation_messages import credential_problem
+from egress_lib import parameter_file
+from egress_lib.errors import ParameterError, Problem
+from egress_lib.validation_messages import NEAR_CUTOFF, credential_problem
 from egress_lib.validators import looks_like_credential
 
 
 def _scalar(value: object) -> object:
-    # CLI/papermill overrides arrive as strings; read them the way YAML would.
+    # CLI/papermill overrides arrive as strings; read them the way YAML would, with the
+    # parameters file's limits (an alias bomb or 5,000 '[' stays the string it is).
     if isinstance(value, str):
         try:
-            return yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
+            return parameter_file.parse(value) if value.strip() else value
+        except ParameterError:
             return value
     return value
 
@@ -50,7 +51,7 @@ def apply_override(
         if isinstance(node, dict):
             if model is not None and part not in model.model_fields:
                 valid = list(model.model_fields)
-                near = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
+                near = difflib.get_close_matches(part, valid, n=1, cutoff=NEAR_CUTOFF)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 return [
                     Problem(

@@ -32,6 +32,7 @@ from egress_lib.parameter_overrides import apply_override
 from egress_lib.policies import EchoUrl, IpAccess, Policies
 from egress_lib.policy_checks import policy_notes
 from egress_lib.validation_messages import (
+    NEAR_CUTOFF,
     credential_problem,
     cross_checks,
     pop_credentials,
@@ -43,9 +44,9 @@ from egress_lib.validators import (
     ClusterId,
     DnsLabel,
     DnsSubdomain,
+    EipAddress,
     Host,
     HttpPath,
-    IPv4,
     NatGatewayId,
     RegionId,
     ServerName,
@@ -108,7 +109,7 @@ class Snat(_Model):
     nat_gateway_id: NatGatewayId | None = Field(
         default=None, description="Internet NAT gateway of the VPC; null: the only one"
     )
-    snat_ip: IPv4 | None = Field(
+    snat_ip: EipAddress | None = Field(
         default=None, description="EIP of that NAT gateway as source; null: chosen by UsingStatus"
     )
     entry_name: StrictStr = Field(
@@ -370,7 +371,7 @@ class Parameters(_Model):
             if looks_like_credential(name):
                 problems.append(credential_problem(name))
                 continue
-            near = difflib.get_close_matches(name, list(cls.model_fields), n=1, cutoff=0.5)
+            near = difflib.get_close_matches(name, list(cls.model_fields), n=1, cutoff=NEAR_CUTOFF)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             problem = f"{name!r} is not a parameter of schema v1"
             problems.append(Problem(name, ns.get(name), f"one of the known keys{hint}", problem))
@@ -434,13 +435,34 @@ def load_parameters(
     else:
         label = str(source)
         data = _read_yaml(Path(source))
+    if data is None and label is not None and not overrides:
+        # Reported as itself, not as the four required keys it lacks.
+        raise ParameterError(
+            Problem(
+                "<root>",
+                None,
+                f"a YAML mapping of the parameters ({_TEMPLATES})",
+                "the file holds no YAML document (it is empty or only comments)",
+            ),
+            source=label,
+        )
     if data is None:
         data = {}
     if not isinstance(data, dict):
+        kind = {"list": "a list", "str": "a string"}.get(type(data).__name__, type(data).__name__)
         raise ParameterError(
-            Problem("<root>", type(data).__name__, "a mapping of keys to values"), source=label
+            Problem(
+                "<root>",
+                data,
+                f"a mapping of keys to values ({_TEMPLATES})",
+                f"the document is {kind}, not a mapping",
+            ),
+            source=label,
         )
     return _validate(data, overrides or {}, label)
+
+
+_TEMPLATES = "parameters/sandbox.yaml and parameters/example-ack.yaml are templates"
 
 
 def _validate(

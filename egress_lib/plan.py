@@ -33,6 +33,10 @@ CHANGING: tuple[Action, ...] = ("create", "update", "delete")
 # Actions whose identity apply compares with a fresh plan: what the world looked like.
 COMPARED: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "adopt", "conflict")
 # Set by egress_lib.runner for the kernels it starts; steps leave their results there.
+# How a step says it found its resource but not yet converged (an install in flight, an SNAT
+# entry Pending): a wait's detail or a note starting so. Apply waits as a first run would, and
+# the runner runs such a step although nothing needs approval ("unchanged" means converged).
+CONVERGING = "no change; waiting for "
 RUN_DIR_ENV = "EGRESS_RUN_DIR"
 APPROVED_PLAN_FILE = "approved-plan.json"
 
@@ -187,6 +191,14 @@ class Plan:
         return [c for c in self.changes if c.action == "conflict"]
 
     @property
+    def converging(self) -> list[str]:
+        """What apply will wait for although nothing changes (text after CONVERGING)."""
+        # A wait's own detail when it has one; else the note (02 words it as a note).
+        waits = [c.detail for c in self.changes if c.action == "wait"]
+        texts = [t for t in waits if t.startswith(CONVERGING)] or self.notes
+        return [t.removeprefix(CONVERGING) for t in texts if t.startswith(CONVERGING)]
+
+    @property
     def needs_approval(self) -> bool:
         """True if applying writes anything, temporary objects included."""
         return self.has_changes or any(c.action == "test" for c in self.changes)
@@ -212,7 +224,10 @@ class Plan:
         if self.conflicts:
             return f"{len(self.conflicts)} conflict(s): cannot be applied as it is"
         n = self.change_count
-        return f"{n} change(s)" if n else "nothing to change"
+        if n:
+            return f"{n} change(s)"
+        waiting = self.converging
+        return f"{CONVERGING}{'; '.join(waiting)}" if waiting else "nothing to change"
 
     def __str__(self) -> str:
         return _render_text(

@@ -276,14 +276,6 @@ def _host_scope(p: Parameters) -> list[Problem]:
     return out
 
 
-def host_matches(pattern: str, host: str) -> bool:
-    """Ingress host matching: exact, or ``*.`` standing for exactly one label."""
-    if pattern.startswith("*."):
-        head, _, rest = host.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return pattern == host
-
-
 def path_matches(rule_path: str, path_type: str, path: str) -> bool:
     """Whether an Ingress rule (path, pathType) matches a request path."""
     if path_type == "Exact":
@@ -310,7 +302,8 @@ def _echo_url(p: Parameters) -> list[Problem]:
     if url is None:
         return []
     _, host, path = split_url(url)
-    same_host = [(i, d) for i, d in enumerate(p.destinations) if host_matches(d.host, host)]
+    # Destination hosts are concrete names (validators refuse wildcards): equality is the match.
+    same_host = [(i, d) for i, d in enumerate(p.destinations) if d.host == host]
     if not same_host:
         hosts = ", ".join(sorted({d.host for d in p.destinations}))
         return [
@@ -344,7 +337,7 @@ def policy_notes(p: Parameters) -> list[str]:
             out.append(
                 f"destinations[{i}].sni is null with backend_protocol HTTPS: the gateway "
                 f"sends no TLS server name, and many providers require SNI (set sni to the "
-                f"provider's host, e.g. {d.host.removeprefix('*.')!r})"
+                f"provider's host, e.g. {d.host!r})"
             )
         rl = d.policies.rate_limit
         if rl is not None and replicas > 1:

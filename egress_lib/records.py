@@ -1,4 +1,5 @@
-"""The run record (``run.json``), its human summary (``summary.md``) and the run history.
+"""The run record (``run.json``); its summary is :mod:`egress_lib.run_reports`, the history of
+runs :mod:`egress_lib.run_history`, who ran which code :mod:`egress_lib.provenance`.
 
 Every ``egress-runbook run``/``plan``/``teardown`` gets a folder of its own::
 
@@ -6,6 +7,7 @@ Every ``egress-runbook run``/``plan``/``teardown`` gets a folder of its own::
         run.json      what ran, who ran it, with what, how each step ended (this module)
         summary.md    the same for people who do not open notebooks (egress_lib.run_reports)
         verify.json   the verify step's rows, when it ran (egress_lib.steps.verify)
+        retries.jsonl one line per API call retried (egress_lib.retry), by step
         *.ipynb       the executed notebooks (the runner)
 
 ``run.json`` is rewritten atomically after every change, so a run that is killed leaves a
@@ -18,28 +20,31 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import getpass
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
 import re
 import secrets
 import socket
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egress_lib.errors import EgressError, redact
+from egress_lib.errors import EgressError
 from egress_lib.plan import CHANGING
+
+# Called through this module's names: tests replace records.git_revision, and run_reports and
+# the CLI use records.scrub and records.package_version.
+from egress_lib.provenance import git_revision as git_revision  # noqa: PLC0414 - re-exported
+from egress_lib.provenance import os_user as os_user  # noqa: PLC0414
+from egress_lib.provenance import package_version as package_version  # noqa: PLC0414
+from egress_lib.scrubbing import scrub as scrub  # noqa: PLC0414 - re-exported
 
 log = logging.getLogger(__name__)
 
-PACKAGE = "mse-egress-runbook"
 RECORD_FILE = "run.json"
 RUNS_DIR_ENV = "EGRESS_RUNS_DIR"
 SUMMARY_FILE = "summary.md"
@@ -66,13 +71,6 @@ KILLED_MESSAGE = "the process ended without finishing its record (killed?)"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _ID_ATTEMPTS = 50
-GIT_TIMEOUT = 2.0
-# The checkout this package runs from (only meaningful for a source/editable install).
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-# Keys whose values are credentials, compared with case and "_"/"-" removed.
-_CREDENTIAL_KEY = re.compile(r"accesskey|secret|token|password|passwd|credential|bearer")
-MASK = "***"
 
 
 # --- small helpers (module level so that tests can replace the clock and the id source) ---
@@ -115,103 +113,6 @@ def canonical_sha256(parameters: Mapping[str, object]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def package_version() -> str:
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _git(repo: Path, *args: str) -> str | None:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            check=True,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout
-
-
-def git_revision(repo: Path | None = None) -> tuple[str | None, bool]:
-    """(short HEAD, dirty) of the checkout this package runs from; (None, False) if none.
-
-    The package folder's parent must be the top of the work tree: an install into a
-    virtualenv that happens to sit inside some other checkout reports no revision.
-    """
-    repo = repo or _PACKAGE_ROOT
-    out = _git(repo, "rev-parse", "--show-toplevel", "--short", "HEAD")
-    lines = (out or "").splitlines()
-    if len(lines) != 2:
-        return None, False
-    top, rev = lines
-    try:
-        if Path(top).resolve() != repo.resolve():
-            return None, False
-    except OSError:
-        return None, False
-    status = _git(repo, "status", "--porcelain")
-    return rev.strip() or None, bool(status and status.strip())
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, ImportError):
-        return str(os.getuid())
-
-
-def _pid_alive(pid: int) -> bool:
-    """False only when ``pid`` certainly does not exist on this host."""
-    if pid <= 0:
-        return True  # unknown: never declare it dead
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-# --- secrets ---
-
-
-def _is_credential_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
-    return bool(_CREDENTIAL_KEY.search(key.lower().replace("_", "").replace("-", "")))
-
-
-def scrub(obj: Any) -> Any:
-    """A copy of ``obj`` with credential-looking keys' values replaced by ``***``.
-
-    Recurses through mappings, lists and tuples. A key looks like a credential when, case and
-    ``_``/``-`` ignored, it contains access_key, secret, token, password, credential or
-    bearer. Strings also lose credential query parameters (``AccessKeyId=...``; see
-    :func:`egress_lib.errors.redact`). Empty values (None, "") stay as they are.
-    """
-    if isinstance(obj, Mapping):
-        out: dict[Any, Any] = {}
-        for key, value in obj.items():
-            if _is_credential_key(key) and value not in (None, ""):
-                out[key] = MASK
-            else:
-                out[key] = scrub(value)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [scrub(v) for v in obj]
-    if isinstance(obj, str):
-        return redact(obj)
-    return obj
-
-
 def _plain_list(items: Iterable[Any]) -> list[dict[str, Any]]:
     """Change dicts as plain dicts (dataclass instances such as plan.Change are accepted)."""
     out: list[dict[str, Any]] = []
@@ -249,6 +150,8 @@ class StepRecord:
     applied: list[dict[str, Any]] = field(default_factory=list)
     # One {product, action, request_id} per mutating Alibaba Cloud call.
     request_ids: list[dict[str, str]] = field(default_factory=list)
+    # API calls retried while the step planned and ran, by reason (egress_lib.retry).
+    retries: dict[str, int] = field(default_factory=dict)
 
     @property
     def planned_changes(self) -> list[dict[str, Any]]:
@@ -271,6 +174,7 @@ class StepRecord:
             plan=[dict(c) for c in data.get("plan") or []],
             applied=[dict(c) for c in data.get("applied") or []],
             request_ids=[dict(r) for r in data.get("request_ids") or []],
+            retries={str(k): int(v) for k, v in dict(data.get("retries") or {}).items()},
         )
 
 
@@ -328,6 +232,7 @@ class RunRecord:
         plan: Iterable[Any] = (),
         applied: Iterable[Any] = (),
         request_ids: Iterable[Mapping[str, str]] = (),
+        retries: Mapping[str, int] | None = None,
         write: bool = True,
     ) -> StepRecord:
         """Append a step and (by default) rewrite run.json.
@@ -357,6 +262,7 @@ class RunRecord:
             plan=_plain_list(plan),
             applied=_plain_list(applied),
             request_ids=[dict(r) for r in request_ids],
+            retries=dict(retries or {}),
         )
         self.steps.append(record)
         if write:
@@ -375,12 +281,13 @@ class RunRecord:
         plan: Iterable[Any] | None = None,
         applied: Iterable[Any] | None = None,
         request_ids: Iterable[Mapping[str, str]] | None = None,
+        retries: Mapping[str, int] | None = None,
         write: bool = True,
     ) -> StepRecord:
         """Change the last record of ``step`` (given fields only) and rewrite run.json.
 
         Moving a step from ``running`` to a final status sets ``ended`` (now) and ``seconds``
-        unless given. ``plan``/``applied``/``request_ids`` replace the lists.
+        unless given. ``plan``/``applied``/``request_ids``/``retries`` replace what was there.
         """
         rec = self.step(step)
         if rec is None:
@@ -406,6 +313,8 @@ class RunRecord:
             rec.applied = _plain_list(applied)
         if request_ids is not None:
             rec.request_ids = [dict(r) for r in request_ids]
+        if retries is not None:
+            rec.retries = dict(retries)
         if write:
             self.write()
         return rec
@@ -566,79 +475,25 @@ def new_run(
     return record
 
 
-# --- history ---
-
-
-def _record_files(root: Path, cluster_name: str | None) -> list[Path]:
-    cluster = _check_cluster_name(cluster_name) if cluster_name is not None else "*"
-    return sorted(Path(root).glob(f"{cluster}/*/{RECORD_FILE}"))
-
-
-def _sort_key(record: RunRecord) -> tuple[dt.datetime, str]:
-    t = _parse_time(record.started) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    return t, record.run_id
+# --- the history (egress_lib.run_history, which imports this module: imported when called) ---
 
 
 def list_runs(root: Path, cluster_name: str | None = None) -> list[RunRecord]:
     """Every run under ``root`` (or one cluster's), newest first; unreadable ones are skipped."""
-    records = []
-    for file in _record_files(root, cluster_name):
-        try:
-            records.append(RunRecord.load(file))
-        except EgressError as e:
-            log.warning("skipping %s", e)
-    return sorted(records, key=_sort_key, reverse=True)
+    from egress_lib import run_history
+
+    return run_history.list_runs(root, cluster_name)
 
 
 def mark_killed(root: Path, cluster_name: str | None = None) -> list[RunRecord]:
-    """Mark ``killed`` every ``running`` record of this host whose process is gone.
+    """Mark ``killed`` every ``running`` record of this host whose process is gone."""
+    from egress_lib import run_history
 
-    ``ended`` becomes run.json's modification time (its last sign of life). Records from
-    other hosts are left alone. Returns the records changed.
-    """
-    host = socket.gethostname()
-    changed = []
-    for record in list_runs(root, cluster_name):
-        if record.status != "running" or record.host != host or _pid_alive(record.pid):
-            continue
-        try:
-            mtime = record.path.stat().st_mtime
-        except OSError:
-            continue
-        ended = _iso(dt.datetime.fromtimestamp(mtime, dt.timezone.utc))
-        record._close_running_steps(ended)
-        record.status = "killed"
-        record.ended = ended
-        record.message = KILLED_MESSAGE
-        record.write()
-        changed.append(record)
-    return changed
-
-
-def _label(record: RunRecord) -> str:
-    return f"{record.cluster_name}/{record.run_id}"
+    return run_history.mark_killed(root, cluster_name)
 
 
 def find_run(root: Path, ref: str) -> RunRecord:
     """The run ``ref`` names: a run id, a unique prefix or suffix of one, or a run folder."""
-    ref = ref.strip()
-    if not ref:
-        raise EgressError("name a run: its id, a unique prefix or suffix of it, or its folder")
-    for candidate in (Path(ref), Path(root) / ref):
-        if (candidate / RECORD_FILE).is_file() or (
-            candidate.name == RECORD_FILE and candidate.is_file()
-        ):
-            return RunRecord.load(candidate)
-    runs = list_runs(root)
-    exact = [r for r in runs if r.run_id == ref or _label(r) == ref]
-    matches = exact or [r for r in runs if r.run_id.startswith(ref) or r.run_id.endswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        recent = "".join(f"\n  {_label(r)}" for r in runs[:10])
-        hint = f" Recent runs:{recent}" if runs else " There are no runs there yet."
-        raise EgressError(f"no run under {root} matches {ref!r}.{hint}")
-    listing = "".join(f"\n  {_label(r)}  {r.status}" for r in matches)
-    raise EgressError(
-        f"{ref!r} matches {len(matches)} runs under {root}; give more of the id:{listing}"
-    )
+    from egress_lib import run_history
+
+    return run_history.find_run(root, ref)

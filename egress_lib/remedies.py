@@ -16,8 +16,8 @@ SAFE_TO_RERUN = (
     "already done."
 )
 
-# Flow control and "try later" answers: the codes egress_lib.cloud.RETRY_POLICY retries (a
-# unit test keeps the two in step); any other Throttling.* code and any 5xx count too.
+# Flow control and "try later" answers: codes egress_lib.retry retries (a unit test keeps
+# the two in step); any other Throttling.* code and any 5xx count too.
 THROTTLING_CODES = frozenset(
     {"ServiceUnavailable", "Throttling", "Throttling.User", "Throttling.Api", "InternalError"}
 )
@@ -96,7 +96,7 @@ def is_permission(code: str | None, status: int | None, auth_action: str | None)
 
 
 def throttled(recommend: str | None) -> str:
-    """Throttling or 5xx: the SDK retried with backoff; a later re-run is safe."""
+    """Throttling or 5xx: egress_lib retried with backoff; a later re-run is safe."""
     link = f" Alibaba Cloud's advice for this RequestId: {recommend}" if recommend else ""
     return (
         "The API is limiting calls or failed on its side, and still did after egress_lib's "
@@ -301,4 +301,106 @@ def kube_context_missing(
         f"Set kube_context to one of the contexts {kubeconfig} has ({listed}{now}), or to null "
         f"for the current one; `kubectl config get-contexts --kubeconfig {kubeconfig}` lists "
         "them. Then re-run the connect cell."
+    )
+
+
+# ---- steps that converge, recover and fail fast (issue 11) ------------------------------------
+
+
+def mse_recreate(name: str) -> str:
+    """A Failed MseIngressConfig the runbook made: 02 deletes and recreates it, once approved."""
+    return (
+        f"The controller never retries a Failed MseIngressConfig by itself. Fix the cause its "
+        f"message and Events name (a parameter, a RAM role, a quota), then re-run "
+        f"02-create-gateway with approve = True: its plan deletes the Failed MseIngressConfig "
+        f"{name} (the MSE gateway and its CLB go with it) and creates it again, then waits for "
+        f"Listening. `kubectl describe mseingressconfig {name}` shows the same Events."
+    )
+
+
+def mse_failed_not_ours(name: str) -> str:
+    """A Failed MseIngressConfig the runbook did not create (adopted): it is not recreated."""
+    return (
+        f"egress-runbook did not create MseIngressConfig {name}, so it never deletes it to "
+        f"recreate it. Ask whoever made it to fix it (`kubectl describe mseingressconfig "
+        f"{name}` shows the Events), or delete it yourself (`kubectl delete mseingressconfig "
+        f"{name}`, which also deletes its MSE gateway) and re-run 02-create-gateway to create "
+        "the runbook's own."
+    )
+
+
+def gateway_failed_for(name: str, ingress_class: str, step: str, ours: bool) -> str:
+    """A wait of 05 or 06 stopped because the gateway it depends on is Failed."""
+    if ours:
+        fix = (
+            f"Fix the cause its message and Events name, then re-run 02-create-gateway with "
+            f"approve = True: its plan deletes the Failed MseIngressConfig {name} and creates "
+            f"it again (the MSE gateway and its CLB with it) and waits for Listening. Then "
+            f"re-run {step}."
+        )
+    else:
+        fix = (
+            f"egress-runbook did not create MseIngressConfig {name}: ask whoever made it to "
+            f"recreate it, or point gateway.ingress_class at a class of a working gateway; "
+            f"then re-run {step}."
+        )
+    return (
+        f"Waiting cannot help: a Failed MseIngressConfig stays Failed, so the gateway of "
+        f"IngressClass {ingress_class} publishes no address and passes no request. {fix}"
+    )
+
+
+def addon_unhealthy(name: str, state: str) -> str:
+    """The add-on is installed but broken (its install task failed, or it went unhealthy)."""
+    return (
+        f"CS reports the add-on {name} as {state}: it will not become active by waiting. Look "
+        f"at it in the ACK console (the cluster's Operations > Add-ons page shows its status "
+        f"and the failed task's message), fix the cause (often a RAM authorization of the "
+        f"add-on), uninstall it there, then re-run 01-install-controller."
+    )
+
+
+def addon_deleting(name: str) -> str:
+    """The add-on is being uninstalled: installing now would conflict."""
+    return (
+        f"The add-on {name} is being uninstalled (someone ran an uninstall, in the console or "
+        f"through the API). Wait until the ACK console no longer lists it, then re-run "
+        f"01-install-controller: its plan installs it again."
+    )
+
+
+def probe_pod_unknown(name: str, namespace: str) -> str:
+    """A probe pod's create got no answer: the server may have made it anyway."""
+    return (
+        f"The API server did not answer the create of pod {namespace}/{name} in time; the "
+        f"runbook deleted the pod if it appeared. Check the API server (`kubectl get --raw "
+        f"/readyz`), then re-run the step: it only starts temporary pods. `kubectl get pods -n "
+        f"{namespace} -l app.kubernetes.io/managed-by=egress-runbook` lists any left over; "
+        "99-teardown deletes them."
+    )
+
+
+def retries_exhausted(
+    call: str,
+    reason: str,
+    deadline: float,
+    *,
+    cloud: bool,
+    recommend: str | None = None,
+) -> str:
+    """A call that kept failing, retried with backoff, until ``timeouts.api_retry_seconds``."""
+    health = (
+        "check the service's health and this API's quota (Alibaba Cloud's Quota Center, or "
+        "the Recommend link)"
+        if cloud
+        else "check the API server's health (`kubectl get --raw '/readyz?verbose'`) and its "
+        "API priority and fairness limits"
+    )
+    link = f" Alibaba Cloud's advice for the last RequestId: {recommend}" if recommend else ""
+    return (
+        f"{call} kept answering {reason} while egress_lib retried it with backoff for "
+        f"timeouts.api_retry_seconds ({deadline:g} s). If the service is only busy or "
+        f"throttled, wait a minute, or raise timeouts.api_retry_seconds; if it keeps failing, "
+        f"{health}. Then re-run the step: re-running is safe, every step is idempotent and its "
+        "plan shows what is already done." + link
     )

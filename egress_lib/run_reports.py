@@ -112,6 +112,13 @@ def _request_text(req: Mapping[str, Any]) -> str:
     return f"{req.get('product', '?')}:{req.get('action', '?')} {req.get('request_id', '')}"
 
 
+def retries_text(retries: Mapping[str, int]) -> str:
+    """``5 (Throttling.User x4, HTTP 503 x1)``: how many API calls were retried, and why."""
+    total = sum(retries.values())
+    reasons = ", ".join(f"{r} x{n}" for r, n in sorted(retries.items(), key=lambda x: -x[1]))
+    return f"{total} ({reasons})" if total else "0"
+
+
 def _approval_text(approval: Mapping[str, str]) -> str:
     if not approval:
         return ""
@@ -161,6 +168,8 @@ def format_run(record: RunRecord) -> str:
         if s.request_ids:
             lines.append("    request ids:")
             lines += [f"      - {_request_text(r)}" for r in s.request_ids]
+        if s.retries:
+            lines.append(f"    retries: {retries_text(s.retries)}")
         if s.error:
             first, *rest = s.error.splitlines() or [""]
             lines.append(f"    error: {first}")
@@ -287,6 +296,10 @@ def write_summary(record: RunRecord) -> Path:
     if applied:
         lines += ["", "## Changes applied", ""]
         lines += [f"- {step}: {format_change(c)}" for step, c in applied]
+    retried = [s for s in record.steps if s.retries]
+    if retried:
+        lines += ["", "## Retries", "", "API calls retried (throttling, 5xx, resets), by step:", ""]
+        lines += [f"- {s.step}: {retries_text(s.retries)}" for s in retried]
     lines += _verify_section(folder)
     failed = record.step(record.failed_step) if record.failed_step else None
     if record.status == "plan-only":

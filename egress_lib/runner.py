@@ -23,11 +23,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from egress_lib import records, run_reports
+from egress_lib import records, retry, run_reports
 from egress_lib.clients import RUN_ID_ENV, Session, connect, read_sandbox_info
 from egress_lib.errors import EgressError, LockHeld
 from egress_lib.parameters import Parameters, load_parameters
-from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, RUN_DIR_ENV, Plan
+from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, CONVERGING, RUN_DIR_ENV, Plan
 from egress_lib.progress import STEP_ENV, duration
 from egress_lib.steps import FULL, TEARDOWN, Step, applicable
 
@@ -83,15 +83,14 @@ def plan_steps(
     out: list[StepPlan] = []
     for s in steps:
         try:
+            with _env({STEP_ENV: s.number}):  # its retries are counted for the step
+                plan = preflight.plan(session) if s.module is preflight else s.module.plan(session)
             if s.module is preflight:
-                plan = preflight.plan(session)
                 failed = preflight.failed_checks(plan)
                 if failed:
                     out.append(StepPlan(s, plan, f"PreconditionFailed: {failed}"))
                     echo(str(plan))  # all of it, even when quiet: it says what failed
                     break
-            else:
-                plan = s.module.plan(session)
         except EgressError as e:
             out.append(StepPlan(s, None, f"{type(e).__name__}: {e}"))
             echo(f"Plan for {s.name}: FAILED\n{type(e).__name__}: {e}")
@@ -285,6 +284,7 @@ def _run(
             seconds=0.0,
             error=error,
             plan=[c.to_dict() for c in sp.plan.changes] if sp.plan else [],
+            retries=retry.step_counts(Path(record.out_dir), sp.step.number),
         )
     failed = next((sp for sp in plans if sp.failed), None)
     if failed:
@@ -298,6 +298,11 @@ def _run(
 
     n = distinct_changes(plans)
     needs = any(sp.plan and sp.plan.needs_approval for sp in plans)
+    # Found but not converged (an install in flight, an entry Pending): waiting writes nothing,
+    # so those steps run without approval, as their apply waits like a first run's.
+    converging = [sp for sp in plans if sp.plan and sp.plan.converging]
+    if command != "plan" and not needs and converging:
+        return _wait_only(record, converging, params, echo, notebooks_dir)
     if command == "plan" or not needs:
         verdict = f"{n} change(s) planned, none applied" if n else "nothing to change"
         if command != "plan" and not params.approve and not approve:
@@ -326,30 +331,74 @@ def _run(
     )
     injected = {**params.to_injectable(), "approve": True}
     for sp in plans:
-        step = sp.step
-        record.update_step(step.name, status="running", seconds=0.0)
-        echo(f"{step.number} {step.name} started: {step.summary}")
-        started = time.monotonic()
-        with _env({STEP_ENV: step.number}):  # the kernel's wait lines say which step waits
-            error = _execute(step, out_dir, injected, notebooks_dir)
-        result = _step_result(out_dir, step)
-        took = duration(time.monotonic() - started)
-        echo(f"{step.number} {step.name} {'FAILED' if error else 'ok'} after {took}")
-        record.update_step(
-            step.name,
-            status="failed" if error else "ok",
-            seconds=time.monotonic() - started,
-            output=str(out_dir / f"{step.name}.ipynb"),
-            error=error,
-            applied=result.get("changes_applied") or [],
-            request_ids=result.get("request_ids") or [],
-        )
+        error = _run_step(record, sp, out_dir, injected, notebooks_dir, echo, sp.step.summary)
         if error:
-            message = f"step {step.name} failed: {error}"
-            record.finish("failed", failed_step=step.name, message=message)
+            message = f"step {sp.step.name} failed: {error}"
+            record.finish("failed", failed_step=sp.step.name, message=message)
             return Outcome(EXIT_FAILED, record, plans, message)
     record.finish("ok", message=f"{len(plans)} step(s) ran")
     return Outcome(EXIT_OK, record, plans)
+
+
+def _run_step(
+    record: records.RunRecord,
+    sp: StepPlan,
+    out_dir: Path,
+    injected: dict[str, Any],
+    notebooks_dir: Path,
+    echo: Callable[[str], None],
+    what: str,
+) -> str:
+    """Execute one step's notebook and record it; the error text, or "" when it passed."""
+    step = sp.step
+    record.update_step(step.name, status="running", seconds=0.0)
+    echo(f"{step.number} {step.name} started: {what}")
+    started = time.monotonic()
+    with _env({STEP_ENV: step.number}):  # the kernel's wait lines say which step waits
+        error = _execute(step, out_dir, injected, notebooks_dir)
+    result = _step_result(out_dir, step)
+    took = duration(time.monotonic() - started)
+    retries = retry.step_counts(out_dir, step.number)  # planning and applying
+    retried = f" (API retries: {run_reports.retries_text(retries)})" if retries else ""
+    echo(f"{step.number} {step.name} {'FAILED' if error else 'ok'} after {took}{retried}")
+    record.update_step(
+        step.name,
+        status="failed" if error else "ok",
+        seconds=time.monotonic() - started,
+        output=str(out_dir / f"{step.name}.ipynb"),
+        error=error,
+        applied=result.get("changes_applied") or [],
+        request_ids=result.get("request_ids") or [],
+        retries=retries,
+    )
+    return error
+
+
+def _wait_only(
+    record: records.RunRecord,
+    plans: list[StepPlan],
+    params: Parameters,
+    echo: Callable[[str], None],
+    notebooks_dir: Path,
+) -> Outcome:
+    """Run the steps whose plans only wait; approve stays as given, since they write nothing."""
+    out_dir = Path(record.out_dir)
+    (out_dir / APPROVED_PLAN_FILE).write_text(
+        json.dumps(_approved_plan(plans), indent=2) + "\n", encoding="utf-8"
+    )
+    waited: list[str] = []
+    for sp in plans:
+        waiting = sp.plan.converging if sp.plan else []
+        what = f"{CONVERGING}{'; '.join(waiting)}"
+        error = _run_step(record, sp, out_dir, params.to_injectable(), notebooks_dir, echo, what)
+        if error:
+            message = f"step {sp.step.name} failed: {error}"
+            record.finish("failed", failed_step=sp.step.name, message=message)
+            return Outcome(EXIT_FAILED, record, plans, message)
+        waited += waiting
+    message = "nothing to change; waited for " + "; ".join(waited)
+    record.finish("ok", message=message)
+    return Outcome(EXIT_OK, record, plans, message)
 
 
 def teardown_steps() -> tuple[Step, ...]:

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from egress_lib.parameters import Destination, Parameters
 
 _MISSING = "<missing>"
+# How alike an unknown key and a known one must be for "did you mean" (difflib's ratio):
+# 0.5 offered 'name' for 'zone'.
+NEAR_CUTOFF = 0.6
 # What a missing required key should be, where "a value for this required key" says too little.
 _REQUIRED_EXPECTED = {
     "region_id": "a region ID such as 'cn-hangzhou' (required for target aliyun; only the "
@@ -66,9 +69,19 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _described(root: type[BaseModel], loc: Sequence[int | str]) -> str:
+    """What a required key holds, from its description: "a value for this required key" says
+    too little."""
+    model = _model_at(root, loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model and loc else None
+    if field is None or not field.description:
+        return "a value for this required key"
+    return f"a value for this required key: {field.description}"
+
+
 def _one_of(expected: str) -> str:
-    # pydantic writes "'a', 'b' or 'c'"; two choices read better without "one of".
-    return expected if expected.count("'") == 4 else f"one of {expected}"
+    # pydantic writes "'a', 'b' or 'c'"; two choices (or one) read better without "one of".
+    return expected if expected.count("'") in (0, 4) else f"one of {expected}"
 
 
 def _expected_from_msg(msg: str) -> str:
@@ -90,13 +103,13 @@ def _problem(err: Any, root: type[BaseModel]) -> Problem:
         model = _model_at(root, loc[:-1])
         valid = sorted(model.model_fields) if model else []
         key = str(loc[-1])
-        near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        near = difflib.get_close_matches(key, valid, n=1, cutoff=NEAR_CUTOFF)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         return Problem(
             path, value, f"one of the keys {', '.join(valid)}", f"unknown key {key!r}{hint}"
         )
     if kind == "missing":
-        expected = _REQUIRED_EXPECTED.get(path, "a value for this required key")
+        expected = _REQUIRED_EXPECTED.get(path) or _described(root, loc)
         return Problem(path, None, expected, "required key is missing")
     if kind == "literal_error":
         return Problem(path, value, _one_of(str(ctx.get("expected"))), f"{value!r} is not allowed")
@@ -114,7 +127,8 @@ def _problem(err: Any, root: type[BaseModel]) -> Problem:
         )
     if kind in ("too_short", "too_long"):
         n = len(value) if hasattr(value, "__len__") else "?"
-        return Problem(path, value, _expected_from_msg(err["msg"]).split(",")[0], f"{n} items")
+        expected = _expected_from_msg(err["msg"]).split(",")[0].removesuffix(" after validation")
+        return Problem(path, value, expected, f"{value!r} has {n} items")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return Problem(path, value, _expected_from_msg(err["msg"]), f"{value!r} is out of range")
     if kind in ("string_too_short", "string_too_long"):
@@ -127,11 +141,11 @@ def problems_from_validation_error(exc: ValidationError, root: type[BaseModel]) 
     return [_problem(err, root) for err in exc.errors()]
 
 
+# Short enough to be shown whole (Problem shortens texts over errors.MAX_MESSAGE).
 CREDENTIAL_SOURCES = (
-    "Alibaba Cloud credentials come from the default credential chain (environment variables "
-    "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN, "
-    "the profile in ~/.aliyun/config.json, an ECS RAM role or RRSA) and Kubernetes credentials "
-    "from the kubeconfig"
+    "Alibaba Cloud credentials come from the default credential chain (ALIBABA_CLOUD_ACCESS_KEY_ID"
+    " / _SECRET / _SECURITY_TOKEN, ~/.aliyun/config.json, an ECS RAM role or RRSA) and "
+    "Kubernetes credentials from the kubeconfig"
 )
 
 

@@ -67,11 +67,24 @@ _dns_subdomain = _dns_name(
 )
 
 
-def _host(value: str) -> str:
+# Why no wildcard: each destination's host is also the spec.externalName of its Service, the
+# gateway's backend. The Kubernetes API takes only a DNS-1123 subdomain there (cluster DNS
+# answers the Service with a CNAME to exactly that name), so "*.example.com" fails at step 04,
+# after steps 01-03 changed the cloud; and a wildcard Ingress rule would route names no
+# destination was checked for.
+WILDCARD_EXPECTED = (
+    "a concrete host name such as 'api.example.com': an ExternalName Service needs one; a "
+    "wildcard Ingress host is not supported (list each host as its own destination)"
+)
+_HOST_EXPECTED = "a lowercase DNS name such as 'www.example.com'"
+
+
+def _dns_host(value: str, wildcard: str) -> str:
+    """One DNS host name; each way it can be wrong gets its own message."""
     if "://" in value or "/" in value:
         raise _fail(f"{value!r} is not a host name", "a bare host name without scheme or path")
     try:
-        ipaddress.ip_address(value)
+        ipaddress.ip_address(value.strip("[]"))
     except ValueError:
         pass
     else:
@@ -79,21 +92,57 @@ def _host(value: str) -> str:
             f"{value!r} is an IP address",
             "a DNS host name (Ingress rules match host names, not IPs)",
         )
-    bare = value.removeprefix("*.")
-    if len(bare) > 253 or not DNS1123_SUBDOMAIN.match(bare) or "." not in bare:
+    if "*" in value:
+        raise _fail(f"{value!r} is a wildcard", wildcard)
+    name, colon, port = value.rpartition(":")
+    if colon and port.isdigit():
         raise _fail(
-            f"{value!r} is not a host name",
-            "a lowercase DNS name such as 'www.example.com', optionally starting with '*.'",
+            f"{value!r} is not a host name: it has a port",
+            f"the host name alone ({name!r}); the port is its own key (port)",
         )
+    if value != value.lower():
+        raise _fail(
+            f"{value!r} is not a host name: it has upper-case letters",
+            f"{value.lower()!r} (DNS names in lowercase)",
+        )
+    if "_" in value:
+        raise _fail(
+            f"{value!r} is not a host name: it contains '_'",
+            "letters, digits, '-' and '.' only (an underscore is no part of a host name)",
+        )
+    if value.endswith("."):
+        raise _fail(
+            f"{value!r} is not a host name: it ends with '.'",
+            f"{value.rstrip('.')!r} (without the root dot)",
+        )
+    if "." not in value and DNS1123_LABEL.match(value):
+        raise _fail(
+            f"{value!r} is not a host name: it is a single label",
+            "a fully qualified name such as 'www.example.com' (the gateway resolves it in "
+            "public DNS)",
+        )
+    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
+        raise _fail(f"{value!r} is not a host name", _HOST_EXPECTED)
+    long = [label for label in value.split(".") if len(label) > 63]
+    if long:
+        raise _fail(f"{value!r} is not a host name: a label is over 63 characters", _HOST_EXPECTED)
     return value
+
+
+def _host(value: str) -> str:
+    return _dns_host(value, WILDCARD_EXPECTED)
 
 
 def _server_name(value: str) -> str:
     # A TLS server name or Host header names one host: a wildcard would be sent literally.
-    _host(value)
-    if value.startswith("*."):
-        raise _fail(f"{value!r} is a wildcard", "one host name such as 'api.example.com'")
-    return value
+    return _dns_host(value, "one host name such as 'api.example.com'")
+
+
+# What the Kubernetes API refuses in an Exact or Prefix Ingress path (invalidPathSequences and
+# invalidPathSuffixes in kubernetes pkg/apis/networking/validation/validation.go). Refused for
+# ImplementationSpecific too: the runbook sets no use-regex, so MSE matches it as a prefix.
+_BAD_PATH_PARTS = ("//", "/./", "/../", "%2f", "%2F")
+_BAD_PATH_ENDS = ("/..", "/.")
 
 
 def _path(value: str) -> str:
@@ -101,14 +150,62 @@ def _path(value: str) -> str:
         raise _fail(f"{value!r} is not an HTTP path", "a path starting with '/'")
     if any(c.isspace() for c in value):
         raise _fail(f"{value!r} contains white space", "a path without spaces")
+    for mark in ("?", "#"):
+        if mark in value:
+            raise _fail(
+                f"{value!r} contains {mark!r}",
+                "the path alone, without query or fragment (Ingress rules match the path only)",
+            )
+    bad = [p for p in _BAD_PATH_PARTS if p in value] + [
+        p for p in _BAD_PATH_ENDS if value.endswith(p)
+    ]
+    if bad:
+        raise _fail(
+            f"{value!r} contains {bad[0]!r}",
+            "a path without '//', '/./', '/../' or '%2f' and not ending in '/.' or '/..' (the "
+            "Kubernetes API refuses such an Ingress path)",
+        )
     return value
 
 
-def _ipv4(value: str) -> str:
+# Where private and special addresses live: none of them can be an EIP (an EIP is a public
+# address), so a snat_ip there is a VPC or node address given by mistake.
+_NOT_EIP = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+_EIP_EXPECTED = "an EIP address such as '47.96.1.2'"
+
+
+def _eip_address(value: str) -> str:
+    if value.startswith("eip-"):
+        raise _fail(
+            f"{value!r} is an EIP's allocation ID",
+            f"{_EIP_EXPECTED}: its IpAddress, not its ID (CreateSnatEntry's SnatIp takes the "
+            "address)",
+        )
+    if "," in value:
+        raise _fail(f"{value!r} lists several addresses", f"one EIP: {_EIP_EXPECTED}")
     try:
-        ipaddress.IPv4Address(value)
+        ip = ipaddress.IPv4Address(value)
     except ValueError:
-        raise _fail(f"{value!r} is not an IPv4 address", "an EIP such as '47.96.1.2'") from None
+        raise _fail(f"{value!r} is not an IPv4 address", _EIP_EXPECTED) from None
+    private = next((n for n in _NOT_EIP if ip in n), None)
+    if private is not None:
+        raise _fail(
+            f"{value!r} is in {private}, a private or special range that no EIP is in",
+            f"{_EIP_EXPECTED} (the public address of an EIP bound to the NAT gateway), or null",
+        )
     return value
 
 
@@ -144,7 +241,7 @@ DnsSubdomain = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
 Host = Annotated[StrictStr, AfterValidator(_host)]
 ServerName = Annotated[StrictStr, AfterValidator(_server_name)]
 HttpPath = Annotated[StrictStr, AfterValidator(_path)]
-IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
+EipAddress = Annotated[StrictStr, AfterValidator(_eip_address)]
 SnatEntryId = Annotated[StrictStr, AfterValidator(_snat_entry)]
 
 

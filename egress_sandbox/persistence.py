@@ -8,8 +8,10 @@ when still free, so a client built before the restart may even keep its endpoint
 Not saved, on purpose: faults, stuck holds and run-time transition modes (they belong to one
 run), pending scheduler jobs (resumed from the saved phases instead), running curl pods.
 
-The file holds the CA key and the tokens: it is written 0600, atomically (temp file + rename),
-so a crash mid-write leaves the previous state intact.
+The file holds the CA key, the tokens and the AccessKey secrets (random per home, see
+``core/credentials.py``): it is written 0600, atomically (temp file + rename), so a crash
+mid-write leaves the previous state intact, and only by the process that owns the home
+(``homelock.py``): a second process on the same home once overwrote it with its own world.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from egress_sandbox.homelock import HomeLock
 
 STATE_FILE = "state.json"
 FORMAT = 1
@@ -43,7 +47,9 @@ def state_path(home: Path) -> Path:
     return home / STATE_FILE
 
 
-def save(home: Path, state: SavedState) -> Path:
+def save(home: Path, state: SavedState, lock: HomeLock) -> Path:
+    """Write state.json; ``lock`` must be the home's, held by this process."""
+    lock.check(home)
     data = {
         "format": FORMAT,
         "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -96,6 +102,10 @@ def load(home: Path) -> SavedState | None:
 
 
 def wipe(home: Path) -> None:
-    """Forget the world (``egress-sandbox reset``): the state and the audit log."""
-    for name in (STATE_FILE, "audit.jsonl"):
-        (home / name).unlink(missing_ok=True)
+    """Forget the world (``egress-sandbox reset``): the state and the audit log.
+
+    Raises HomeInUse while a sandbox owns the home: it would save its world again on stop.
+    """
+    with HomeLock(home):
+        for name in (STATE_FILE, "audit.jsonl"):
+            (home / name).unlink(missing_ok=True)

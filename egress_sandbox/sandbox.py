@@ -4,7 +4,12 @@
 a background process of its own. The home folder receives what clients need to connect:
 ``sandbox.json`` (endpoints and the sandbox's AccessKey, mode 0600) and ``kubeconfig``.
 ``stop()`` saves the world to ``state.json`` and the next ``start()`` with the same home loads
-it (see ``persistence.py``); ``persist=False`` opts out (a throw-away sandbox).
+it (see ``persistence.py``); ``persist=False`` opts out (a throw-away sandbox). A home has one
+sandbox at a time: ``start()`` takes the home's lock first (``homelock.py``) and refuses,
+naming the owner's pid, when another sandbox holds it.
+
+The bearer tokens and AccessKey secrets are random per home (``core/credentials.py``) and kept
+in ``state.json``; the IDs come from the topology's seed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from typing_extensions import Self
@@ -29,11 +34,13 @@ from egress_sandbox.aliyun.server import OpenApiServer
 from egress_sandbox.control.actions import SandboxControls
 from egress_sandbox.control.server import ControlApp, ControlServer
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.credentials import bearer_token
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.pki import SandboxPki
 from egress_sandbox.core.scheduler import Scheduler
 from egress_sandbox.core.stuck import StuckRegistry
 from egress_sandbox.dataplane import DataPlane
+from egress_sandbox.homelock import HomeLock
 from egress_sandbox.k8s import persist as k8s_persist
 from egress_sandbox.k8s.auth import User
 from egress_sandbox.k8s.bootstrap import bootstrap_cluster
@@ -88,19 +95,35 @@ class Sandbox:
         self._clb_port = clb_port
         self._persist = persist
         self._started = False
+        self._home_lock = HomeLock(self.home)
+        self._running: list[_Stoppable] = []  # what runs, in start order
         self.restored = False  # whether start() loaded a saved world
         self.cloud_lock = threading.RLock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start everything; HomeInUse (naming the owner's pid) when the home has a sandbox."""
+        if self._started:
+            return self
         self.home.mkdir(parents=True, exist_ok=True)
-        topo = self.topology
+        # Before anything in the home is read or written (a fresh world clears the audit log).
+        self._home_lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def _start(self) -> None:
         saved = persistence.load(self.home) if self._persist else None
         self.restored = saved is not None
+        topo = self.topology
         self.ids = IdFactory(topo.seed)
         self.audit = AuditLog(self.home / "audit.jsonl")
         self.scheduler = Scheduler()
+        self._running = [self.scheduler]
         self.stuck = StuckRegistry()
         self.store = Store(self.ids)
         if saved is not None:
@@ -108,6 +131,7 @@ class Sandbox:
             self.ids.restore(saved.ids)
             self.cloud: CloudState = CloudState.from_dict(saved.cloud)
             restore_legacy_roles(self.cloud, saved.cloud)
+            topo = self.topology = _with_saved_keys(topo, self.cloud)
             self.pki = SandboxPki(self.home, SandboxPki.ca_from_pems(saved.ca))
             k8s_persist.restore(self.store, saved.k8s)
             self.tokens = Tokens(saved.tokens["admin"], saved.tokens["readonly"])
@@ -116,6 +140,7 @@ class Sandbox:
                 if self._ports.get(name) == 0 and _port_free(port):
                     self._ports[name] = port
         else:
+            topo = self.topology = topo.with_fresh_secrets()  # this home's own
             self.cloud = build_cloud(topo, self.ids)
             self.pki = SandboxPki(self.home)
             self.audit.clear()
@@ -129,9 +154,8 @@ class Sandbox:
             region=topo.region_id,
         )
         if saved is None:
-            self.tokens = Tokens(
-                self.ids.hex(40, stream="token-admin"), self.ids.hex(40, stream="token-ro")
-            )
+            # Random, not from the seed: with seeded tokens every sandbox had the same admin.
+            self.tokens = Tokens(bearer_token(), bearer_token())
             seed_objects(self.store, topo, self.pki)  # a restored world keeps what it saved
 
         self.dataplane = DataPlane(
@@ -204,19 +228,19 @@ class Sandbox:
             ),
             port=self._ports["control"],
         )
-        self.dataplane.start()
-        self.mse.start()  # its first resync reopens saved CLBs and resumes saved phases
+        self._run(self.dataplane)
+        self._run(self.mse)  # its first resync reopens saved CLBs and resumes saved phases
         # Saved worlds stopped mid-transition, and a fresh topology may seed a NAT gateway
         # Creating: both need their next steps scheduled.
         self.aliyun.resume()
-        self.kubelet.start()
-        self.k8s.start()
+        self._run(self.kubelet)
+        self._run(self.k8s)
         with self.cloud_lock:
             # master_url names this API server, as ACK's names the cluster's own.
             for cluster in self.cloud.clusters.values():
                 cluster.api_server_endpoint = self.k8s.url
-        self.aliyun.start()
-        self.control.start()
+        self._run(self.aliyun)
+        self._run(self.control)
         self._started = True
         self._write_home()
         log.info(
@@ -226,23 +250,37 @@ class Sandbox:
             self.aliyun.endpoint,
             self.control.url,
         )
-        return self
 
-    def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        ports = {"k8s": self.k8s.port, "aliyun": self.aliyun.port, "control": self.control.port}
-        parts = (self.control, self.aliyun, self.k8s, self.kubelet, self.mse, self.dataplane)
-        for part in parts:
+    def _run(self, part: _Part) -> None:
+        part.start()
+        self._running.append(part)
+
+    def _stop_parts(self) -> None:
+        # Servers first, then what they call into; the scheduler (started first) last.
+        while self._running:
+            part = self._running.pop()
             try:
                 part.stop()
             except Exception:  # stopping must go on: a half-stopped sandbox holds ports
                 log.exception("stopping %s failed", type(part).__name__)
-        self.scheduler.stop()
-        if self._persist:
-            self._save(ports)  # nothing writes any more: every server and thread has stopped
-        (self.home / SANDBOX_FILE).unlink(missing_ok=True)
+
+    def _abort(self) -> None:
+        """A failed start: stop what runs, save nothing, give the home back."""
+        self._stop_parts()
+        self._home_lock.release()
+
+    def stop(self) -> None:
+        if not self._started:
+            return  # never started, or refused the home: it owns nothing, it saves nothing
+        self._started = False
+        ports = {"k8s": self.k8s.port, "aliyun": self.aliyun.port, "control": self.control.port}
+        self._stop_parts()
+        try:
+            if self._persist:
+                self._save(ports)  # nothing writes any more: every server and thread has stopped
+            (self.home / SANDBOX_FILE).unlink(missing_ok=True)
+        finally:
+            self._home_lock.release()  # last: until here a new owner would find our files
 
     def _save(self, ports: dict[str, int]) -> None:
         with self.cloud_lock, self.store.lock:
@@ -254,7 +292,7 @@ class Sandbox:
                 k8s=k8s_persist.snapshot(self.store),
                 cloud=self.cloud.to_dict(),
             )
-        path = persistence.save(self.home, state)
+        path = persistence.save(self.home, state, self._home_lock)
         log.info("sandbox state saved to %s", path)
 
     def __enter__(self) -> Self:
@@ -345,6 +383,31 @@ class Sandbox:
     def _write_home(self) -> None:
         _write_private(self.kubeconfig_path, self.kubeconfig_text())
         _write_private(self.home / SANDBOX_FILE, json.dumps(self.info(), indent=2) + "\n")
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+class _Part(_Stoppable, Protocol):
+    def start(self) -> object: ...
+
+
+def _with_saved_keys(topo: Topology, cloud: CloudState) -> Topology:
+    """``topo`` naming the AccessKeys a loaded world holds: ``info()`` hands out these."""
+    update: dict[str, str] = {}
+    for key in cloud.access_keys.values():
+        if key.principal == "sandbox-admin":
+            update |= {
+                "access_key_id": key.access_key_id,
+                "access_key_secret": key.access_key_secret,
+            }
+        elif key.principal == "sandbox-readonly":
+            update |= {
+                "readonly_access_key_id": key.access_key_id,
+                "readonly_access_key_secret": key.access_key_secret,
+            }
+    return topo.model_copy(update=update)
 
 
 def _port_free(port: int) -> bool:

@@ -30,10 +30,12 @@ from egress_sandbox.aliyun.records import (
     Vpc,
     VSwitch,
 )
+from egress_sandbox.core.credentials import random_secret
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.dataplane.origin_rules import OriginHost
 
 TransitionMode = Literal["immediate", "timed", "manual"]
+SECRET_FIELDS = ("access_key_secret", "readonly_access_key_secret")
 
 
 class _Strict(BaseModel):
@@ -156,11 +158,14 @@ class Topology(_Strict):
     # Every gateway also gets an Internet-facing SLB, as if the documented default
     # publicSLBSpec (slb.s2.small) applied to a config that names only privateSLBSpec.
     mse_public_slb: bool = False
-    # AccessKeys: the admin key and a read-only one (for permission errors).
+    # AccessKeys: the admin key and a read-only one (for permission errors). The IDs are no
+    # secret and stay fixed. The secrets are random: each Topology draws its own, and a Sandbox
+    # draws new ones for each fresh home unless the topology names them (with_fresh_secrets);
+    # they are never dumped (a dumped topology file must not pin them, nor leak them).
     access_key_id: str = "LTSANDBOXADMIN000000000"
-    access_key_secret: str = "sandbox-admin-secret-0000000000"
+    access_key_secret: str = Field(default_factory=random_secret, repr=False, exclude=True)
     readonly_access_key_id: str = "LTSANDBOXREADONLY000000"
-    readonly_access_key_secret: str = "sandbox-readonly-secret-000000"
+    readonly_access_key_secret: str = Field(default_factory=random_secret, repr=False, exclude=True)
     # A RAM policy document for the admin key's identity (Allow/Deny per RAM action, with
     # wildcards); None allows every action.
     admin_ram_policy: PolicyDocument | None = None
@@ -184,6 +189,14 @@ class Topology(_Strict):
                 snat_entry=fast, nat_gateway=fast, addon_install=fast, mse_gateway=fast
             ),
         )
+
+    def with_fresh_secrets(self) -> Topology:
+        """A copy whose AccessKey secrets are new random ones, but for those this topology names.
+
+        Shallow: the copy shares ``transitions`` (which `egress-sandbox transition set` changes).
+        """
+        drawn = {f: random_secret() for f in SECRET_FIELDS if f not in self.model_fields_set}
+        return self.model_copy(update=drawn)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Topology:

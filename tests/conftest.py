@@ -35,6 +35,15 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     42  tests/integration/test_policy_references.py (policy references: check and preflight)
     43  tests/sandbox/dataplane/test_echo_server.py, then test_seed_objects.py (restarts it)
     44  tests/browser/test_lab_policies.py (notebook 07 in JupyterLab)
+    45  tests/integration/test_retries.py (one retry policy: throttling, 5xx, resets, watches)
+    46  tests/integration/test_step_convergence.py (Failed gateway, in-flight installs, Pending)
+    47  tests/unit/test_bad_parameters.py (the corpus: check makes no API call)
+    48  tests/sandbox/test_fuzz.py (malformed, oversized requests; test_http_limits: no block)
+    49  tests/sandbox/control/test_one_per_home.py (one sandbox per home, random secrets)
+    50  tests/integration/test_hermetic.py (the whole runbook under a loopback-only guard)
+    51  tests/faults/ (the fault matrix: one sandbox at a time, each cell from a saved world)
+    55  tests/faults/test_concurrency.py (two runs at the same moment)
+    56  tests/integration/test_interrupted_runs.py (killed half-way: pending rows, leftover pods)
 
 A new one takes the next free number and is added here.
 

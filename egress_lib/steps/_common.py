@@ -28,11 +28,26 @@ def require_approval(session: Session, plan: Plan) -> None:
     if plan.needs_approval and not session.params.approve:
         n = plan.change_count
         what = f"would make {n} change(s)" if n else "would create temporary test pods"
+        named = changes_named(plan)
         raise NotApproved(
-            f"{plan.step} {what} but approve is false: nothing was changed. Review the plan, "
-            "then set approve = True (or run `egress-runbook run PARAMS --approve`).\n"
-            f"{plan}"
+            f"{plan.step} {what}{f' ({named})' if named else ''} but approve is false: nothing "
+            "was changed. Review the plan, then set approve = True (or run `egress-runbook run "
+            f"PARAMS --approve`).\n{plan}"
         )
+
+
+def changes_named(plan: Plan, limit: int = 4) -> str:
+    """The plan's writes in a few words: ``recreate X`` for a delete then create of one object."""
+    by_ref: dict[str, list[str]] = {}
+    for c in plan.changes:
+        if c.action in CHANGING:
+            by_ref.setdefault(c.ref, []).append(c.action)
+    words = [
+        f"recreate {ref}" if actions == ["delete", "create"] else f"{' then '.join(actions)} {ref}"
+        for ref, actions in by_ref.items()
+    ]
+    more = f", and {len(words) - limit} more" if len(words) > limit else ""
+    return ", ".join(words[:limit]) + more
 
 
 def approved_fingerprints() -> dict[str, list[str]] | None:
@@ -65,21 +80,32 @@ def check_within_approved(plan: Plan) -> None:
 
 
 def stale_differences(planned: Plan, fresh: Plan) -> list[str]:
-    """What differs between the plan given and one computed now (empty = still valid)."""
+    """What differs between the plan given and one computed now (empty = still valid).
 
-    def keyed(plan: Plan) -> dict[str, Change]:
-        return {c.ref: c for c in plan.changes if c.action in COMPARED}
+    Changes are compared per object; an object may have several (a recreate is a delete
+    then a create), and then all of them must match, in order.
+    """
+
+    def keyed(plan: Plan) -> dict[str, list[Change]]:
+        out: dict[str, list[Change]] = {}
+        for c in plan.changes:
+            if c.action in COMPARED:
+                out.setdefault(c.ref, []).append(c)
+        return out
+
+    def shown(changes: list[Change]) -> str:
+        return " then ".join(f"{c.action} ({c.detail})" for c in changes)
 
     before, now = keyed(planned), keyed(fresh)
     out: list[str] = []
     for ref in sorted(set(before) | set(now)):
-        b, n = before.get(ref), now.get(ref)
-        if b is not None and n is not None and b.fingerprint == n.fingerprint:
+        b, n = before.get(ref, []), now.get(ref, [])
+        if [c.fingerprint for c in b] == [c.fingerprint for c in n]:
             continue
-        was = f"{b.action} ({b.detail})" if b else "not in the plan"
-        is_ = f"{n.action} ({n.detail})" if n else "not needed any more"
-        if b is not None and n is not None and b.action == n.action:
-            is_ = f"{n.action} with a different object ({n.detail})"
+        was = shown(b) if b else "not in the plan"
+        is_ = shown(n) if n else "not needed any more"
+        if len(b) == 1 and len(n) == 1 and b[0].action == n[0].action:
+            is_ = f"{n[0].action} with a different object ({n[0].detail})"
         out.append(f"{ref}: planned {was}; now {is_}")
     return out
 

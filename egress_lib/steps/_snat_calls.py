@@ -1,17 +1,18 @@
-"""Step 03's cloud calls: CreateSnatEntry (retried while the table is busy) and the wait.
+"""Step 03's cloud calls: CreateSnatEntry (retried, re-reading the table first) and the wait.
 
 Split from :mod:`egress_lib.steps.snat`, which re-exports these names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from egress_lib import inventory
-from egress_lib.cloud import call_with_id
-from egress_lib.errors import CloudApiError, StepFailed
+from egress_lib import inventory, retry
+from egress_lib.cloud import call_with_id, retried
+from egress_lib.errors import CloudApiError, StepFailed, WaitTimeout
 from egress_lib.resources import SnatEntry
 from egress_lib.waiting import poll
 
@@ -38,50 +39,131 @@ def client_token(session: Session, vswitch_id: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def create_entry(
-    session: Session, request: dict[str, str], busy: list[str] | None = None
-) -> tuple[str, dict[str, str]]:
-    """CreateSnatEntry with this run's ClientToken; returns the SnatEntryId and RequestId.
-
-    While the table answers :data:`CREATE_BUSY_CODES` the call is repeated, backing off, until
-    ``timeouts.snat_seconds`` (then :class:`WaitTimeout`); ``busy`` collects those answers.
-    Repeating is safe: the ClientToken is the same, so a create the cloud did carry out is
-    answered with its entry, never made twice.
-    """
+def _request(request: dict[str, str], token: str) -> Any:
     from alibabacloud_vpc20160428 import models as m
 
-    req = m.CreateSnatEntryRequest(
+    return m.CreateSnatEntryRequest(
         region_id=request["RegionId"],
         snat_table_id=request["SnatTableId"],
         source_vswitch_id=request["SourceVSwitchId"],
         snat_ip=request["SnatIp"],
         snat_entry_name=request["SnatEntryName"],
-        client_token=client_token(session, request["SourceVSwitchId"]),
+        client_token=token,
     )
-    answers: list[str] = [] if busy is None else busy
 
-    def attempt() -> tuple[str, dict[str, str]] | None:
+
+def create_entry(
+    session: Session,
+    request: dict[str, str],
+    busy: list[str] | None = None,
+    token: str | None = None,
+) -> tuple[str, dict[str, str]]:
+    """CreateSnatEntry with ``token`` (default: this run's ClientToken); the ID and RequestId.
+
+    Retried under the session's policy (:mod:`egress_lib.retry`: throttling, 5xx, transport
+    failures, and :data:`CREATE_BUSY_CODES`, which ``busy`` collects). Every attempt sends the
+    same ClientToken, so a create the cloud did carry out is answered with its entry, never
+    made twice; and before each retry the table is read again: an entry of this name for the
+    vSwitch with the planned EIP is the one an earlier attempt made, and is used. A busy
+    table is waited for at most ``timeouts.snat_seconds`` (then :class:`WaitTimeout`).
+    """
+    vswitch = request["SourceVSwitchId"]
+    req = _request(request, token or client_token(session, vswitch))
+    answers: list[str] = [] if busy is None else busy
+    last_request_id: list[str] = []
+
+    def attempt(n: int) -> tuple[str, dict[str, str]]:
+        if n > 1:
+            made = made_by_earlier_attempt(session, request)
+            if made is not None:
+                return made.id, {
+                    "product": "vpc",
+                    "action": "CreateSnatEntry",
+                    "request_id": last_request_id[-1] if last_request_id else "",
+                    "found": f"{made.id} in the SNAT table after attempt {n - 1}",
+                }
         try:
             body, request_id = call_with_id(
-                "vpc", "CreateSnatEntry", session.vpc.create_snat_entry, req
+                "vpc", "CreateSnatEntry", session.vpc.create_snat_entry, req, once=True
             )
         except CloudApiError as err:
-            if err.code not in CREATE_BUSY_CODES:
-                raise
-            answers.append(f"{err.code} (RequestId {err.request_id})")
-            return None
+            if err.request_id:
+                last_request_id.append(err.request_id)
+            if err.code in CREATE_BUSY_CODES:
+                answers.append(f"{err.code} (RequestId {err.request_id})")
+            raise
         return str(body.snat_entry_id), request_id
 
-    created = poll(
-        attempt,
-        lambda r: r is not None,
-        timeout=session.params.timeouts.snat_seconds,
-        what=f"CreateSnatEntry for {request['SourceVSwitchId']}",
-        reason="the SNAT table to accept the new entry",
-        describe=lambda r: "accepted" if r else f"busy: {answers[-1]}, {len(answers)} tries",
-    )
-    assert created is not None
-    return created
+    # A busy table is also waited for no longer than the entry itself may take.
+    api_deadline = session.retry_policy.deadline_seconds
+    snat_deadline = float(session.params.timeouts.snat_seconds)
+    policy = session.retry_policy.with_deadline(min(api_deadline, snat_deadline))
+    try:
+        return retry.run(
+            policy,
+            "vpc:CreateSnatEntry",
+            attempt,
+            lambda e: retry.cloud_verdict(e, "CreateSnatEntry"),
+        )
+    except CloudApiError as err:
+        info = retry.exhausted_of(err)
+        if info is None or info.attempts < 2:
+            raise
+        if err.code in CREATE_BUSY_CODES:
+            raise WaitTimeout(
+                f"CreateSnatEntry for {vswitch}",
+                info.deadline,
+                f"busy: {answers[-1] if answers else err.code}, {len(answers)} tries",
+                "the SNAT table to accept the new entry",
+            ) from err
+        if snat_deadline < api_deadline:
+            info = dataclasses.replace(info, deadline_name="timeouts.snat_seconds")
+        raise retried(err, info) from err.__cause__
+
+
+# A token the VPC API never answered makes it try the create; with an entry for the vSwitch in
+# the table that is refused, and nothing is made (aliyun-openapi.md, CreateSnatEntry errors).
+NOTHING_MADE_CODES = ("Forbidden.SourceVSwitchId.Duplicated", "OperationUnsupported.CidrConflict")
+
+
+def confirm_entry(
+    session: Session, request: dict[str, str], token: str
+) -> tuple[str | None, dict[str, str]]:
+    """Repeat a stopped run's CreateSnatEntry, same fields and ClientToken: the entry it made.
+
+    After a 200 "any subsequent retries return the result from the original successful
+    request" (ClientToken, https://www.alibabacloud.com/help/en/doc-detail/36569), so the
+    answer is the ID of the entry that run's call made, and nothing changes. A token that got
+    no 200 makes the API try the create; an entry for the vSwitch refuses it
+    (:data:`NOTHING_MADE_CODES`) and the ID is None: that run made nothing that is still in
+    the way. Retried like any call: each attempt asks the same question.
+    """
+    try:
+        body, request_id = call_with_id(
+            "vpc", "CreateSnatEntry", session.vpc.create_snat_entry, _request(request, token)
+        )
+    except CloudApiError as err:
+        if err.code not in NOTHING_MADE_CODES:
+            raise
+        return None, {
+            "product": "vpc",
+            "action": "CreateSnatEntry",
+            "request_id": err.request_id or "",
+            "answer": str(err.code),
+        }
+    return str(body.snat_entry_id), request_id
+
+
+def made_by_earlier_attempt(session: Session, request: dict[str, str]) -> SnatEntry | None:
+    """The entry an earlier attempt of this create made: same vSwitch, name and EIP."""
+    for entry in inventory.snat_table(session, request["SnatTableId"]):
+        if (
+            entry.source_vswitch_id == request["SourceVSwitchId"]
+            and entry.name == request["SnatEntryName"]
+            and entry.snat_ip == request["SnatIp"]
+        ):
+            return entry
+    return None
 
 
 def wait_available(session: Session, table_id: str, entry_id: str) -> SnatEntry:

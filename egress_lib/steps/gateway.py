@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
+import copy
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from egress_lib import inventory, kube, manifests, mse_api, remedies
-from egress_lib.errors import EgressError, KubeEvent, StepFailed, WaitTimeout
-from egress_lib.kube_events import events_for
+from egress_lib import inventory, kube, manifests, mse_api, ownership, remedies
+from egress_lib.errors import EgressError, PlanStale, StepFailed, WaitTimeout
 from egress_lib.mse_api import GatewaySlb, MseGateway
-from egress_lib.plan import Change, Plan, StepResult
-from egress_lib.steps._common import apply_kube_changes, carry_out, plan_or_refuse
+from egress_lib.plan import CHANGING, Change, Plan, StepResult
+from egress_lib.steps import _gateway_state as gw_state
+from egress_lib.steps._common import carry_out, plan_or_refuse
 from egress_lib.tables import Table
 
 if TYPE_CHECKING:
@@ -56,14 +57,82 @@ def _clear_dropped_lists(config: dict[str, Any], live: dict[str, Any] | None) ->
 
 
 def plan(session: Session) -> Plan:
-    """Create/update the MseIngressConfig and IngressClass, then wait for Listening."""
+    """Create/update the MseIngressConfig and IngressClass, then wait for Listening.
+
+    A Failed config the runbook owns is planned as a delete and a create (the controller
+    never retries it); one being deleted as a wait for it to go, then a create.
+    """
     p = session.params
-    changes = [kube.plan_object(session, o) for o in objects(session)]
-    changes.append(Change("wait", "MseIngressConfig", p.gateway.config_name, "phase Listening"))
-    return Plan(STEP, changes)
+    name = p.gateway.config_name
+    live = kube.get(session, "MseIngressConfig", name)
+    warnings: list[str] = []
+    notes: list[str] = []
+    recreate = _recreate(session, live)
+    if recreate is not None:
+        changes, say = recreate
+        notes += say
+    else:
+        changes = [kube.plan_object(session, objects(session)[0])]
+        if live is not None and gw_state.phase(live) == gw_state.FAILED:
+            warnings.append(
+                f"MseIngressConfig {name} is Failed ({gw_state.message(live)}) and egress-runbook "
+                "did not create it, so it is not recreated: apply will fail until it is fixed"
+            )
+    changes.append(kube.plan_object(session, manifests.ingress_class(p)))
+    shown = gw_state.phase(live) or "no phase yet"
+    if changes[0].action == "unchanged" and shown not in (gw_state.LISTENING, gw_state.FAILED):
+        # Not converged yet (a first run stopped while waiting): apply waits as a first run.
+        notes.append(f"no change; waiting for MseIngressConfig {name} ({shown}) to be Listening")
+    changes.append(Change("wait", "MseIngressConfig", name, "phase Listening"))
+    return Plan(STEP, changes, warnings, notes)
+
+
+def _recreate(
+    session: Session, live: dict[str, Any] | None
+) -> tuple[list[Change], list[str]] | None:
+    """The delete (or wait) and create for a Failed or terminating config of ours; else None."""
+    p = session.params
+    name = p.gateway.config_name
+    if live is None or ownership.owner(live, p) != "ours":
+        return None
+    terminating = bool((live.get("metadata") or {}).get("deletionTimestamp"))
+    failed = gw_state.phase(live) == gw_state.FAILED
+    if not (terminating or failed):
+        return None
+    desired = manifests.mse_ingress_config(p)
+    # The same payload a first run's create has, so a plan made after the delete matches.
+    create = Change(
+        "create",
+        "MseIngressConfig",
+        name,
+        "recreate: a new MseIngressConfig once the old one is gone (not validated by a dry run "
+        "while the old one exists)",
+        body=kube.to_yaml_text(desired),
+        payload=copy.deepcopy(desired),
+    )
+    evts = gw_state.events(session, name, gw_state.uid(live))
+    shown = [f"{e.type} {e.reason} (x{e.count}): {e.message}" for e in evts]
+    listed = "; Events: " + " | ".join(shown) if shown else "; no Events recorded"
+    if terminating:
+        wait = Change(
+            "wait",
+            "MseIngressConfig",
+            name,
+            "being deleted: wait until its finalizer has removed the MSE gateway",
+            payload=UNTIL_GONE,
+        )
+        return [wait, create], [f"MseIngressConfig {name} is being deleted{listed}"]
+    why = (
+        f"Failed: {gw_state.message(live)}; the controller never retries a Failed "
+        "MseIngressConfig, so it is deleted (with its MSE gateway and CLB) and created again"
+    )
+    delete = kube.plan_delete(session, live, why)
+    return [delete, create], [f"MseIngressConfig {name} is Failed{listed}"]
 
 
 _make_plan = plan  # apply's argument is also called "plan"
+# The payload of a wait for the old config to disappear (apply waits before the create).
+UNTIL_GONE = {"until": "deleted"}
 
 
 def wait_listening(session: Session) -> dict[str, Any]:
@@ -75,16 +144,15 @@ def wait_listening(session: Session) -> dict[str, Any]:
     name = p.gateway.config_name
 
     def ready(obj: dict[str, Any] | None) -> bool:
-        status = (obj or {}).get("status") or {}
-        if status.get("phase") == "Failed":
-            uid = ((obj or {}).get("metadata") or {}).get("uid")
+        if gw_state.phase(obj) == gw_state.FAILED:
+            assert obj is not None
+            ours = ownership.owner(obj, p) == "ours"
             raise StepFailed(
-                f"MseIngressConfig {name} is Failed: "
-                f"{status.get('message') or status.get('Message') or 'no message'}",
-                remedy=remedies.mse_failed(name),
-                events=failure_events(session, name, uid),
+                f"MseIngressConfig {name} is Failed: {gw_state.message(obj)}",
+                remedy=remedies.mse_recreate(name) if ours else remedies.mse_failed_not_ours(name),
+                events=gw_state.failure_events(session, name, gw_state.uid(obj)),
             )
-        return status.get("phase") == "Listening"
+        return gw_state.phase(obj) == gw_state.LISTENING
 
     try:
         return kube.wait_for(
@@ -98,22 +166,13 @@ def wait_listening(session: Session) -> dict[str, Any]:
         )
     except WaitTimeout as e:
         e.remedy = remedies.gateway_wait(name, p.timeouts.gateway_seconds)
-        e.events = tuple(_events(session, name, _uid(session, name)))
+        e.events = tuple(gw_state.events(session, name, _uid(session, name)))
         raise
 
 
-# A controller may set the phase a moment before it records the Warning that says why.
-EVENT_GRACE_SECONDS = 2.0
-
-
-def failure_events(session: Session, name: str, uid: str | None) -> list[KubeEvent]:
-    """The config's Events, waiting up to EVENT_GRACE_SECONDS for a Warning among them."""
-    deadline = time.monotonic() + EVENT_GRACE_SECONDS
-    while True:
-        found = _events(session, name, uid)
-        if any(e.type == "Warning" for e in found) or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.2)
+# Kept for callers of the old names.
+EVENT_GRACE_SECONDS = gw_state.EVENT_GRACE_SECONDS
+failure_events = gw_state.failure_events
 
 
 def _uid(session: Session, name: str) -> str | None:
@@ -122,14 +181,7 @@ def _uid(session: Session, name: str) -> str | None:
         obj = kube.get(session, "MseIngressConfig", name)
     except EgressError:
         return None
-    return str(((obj or {}).get("metadata") or {}).get("uid") or "") or None
-
-
-def _events(session: Session, name: str, uid: str | None) -> list[KubeEvent]:
-    try:
-        return events_for(session, "MseIngressConfig", name, uid=uid)
-    except EgressError:
-        return []  # best effort: no right to list Events must not hide the failure itself
+    return gw_state.uid(obj)
 
 
 def mse_gateway(session: Session) -> MseGateway | None:
@@ -232,7 +284,7 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     plan = plan_or_refuse(session, plan, _make_plan)
 
     def run(planned: Plan) -> StepResult:
-        applied = apply_kube_changes(session, planned, ("MseIngressConfig", "IngressClass"))
+        applied = _apply_changes(session, planned)
         listening = wait_listening(session)
         read = [kube.strip_server_fields(listening)]
         read.append(kube.read_back(session, manifests.ingress_class(session.params)))
@@ -242,3 +294,38 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         return StepResult(STEP, applied, read, tables, list(planned.warnings))
 
     return carry_out(session, plan, _make_plan if given else None, run)
+
+
+def _apply_changes(session: Session, planned: Plan) -> list[Change]:
+    """The plan's changes in order; a deleted (or terminating) config is waited for first.
+
+    The create of a recreate must not reach the server while the old config still exists
+    (its finalizer removes the MSE gateway first): it would be refused as AlreadyExists.
+    """
+    p = session.params
+    applied: list[Change] = []
+    for change in planned.changes:
+        gone_first = change.kind == "MseIngressConfig" and (
+            change.action == "delete" or change.payload == UNTIL_GONE
+        )
+        if change.action in CHANGING:
+            try:
+                applied.append(kube.apply_change(session, change))
+            except kube.StaleObject as e:
+                written = [c.ref for c in applied if c.action in CHANGING]
+                raise PlanStale(planned.step, [str(e)], written=written) from e
+        elif change.action in ("unchanged", "adopt"):
+            applied.append(change)
+        if gone_first:
+            kube.wait_for(
+                session,
+                change.kind,
+                change.name,
+                None,
+                lambda o: o is None,
+                timeout=p.timeouts.gateway_seconds,
+                reason=f"the old MseIngressConfig {change.name} and its MSE gateway to be deleted",
+            )
+            if change.action == "wait":
+                applied.append(replace(change, detail="deleted"))
+    return applied

@@ -13,6 +13,7 @@ import pandas as pd
 from egress_lib import inventory, kube, manifests
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps._common import apply_kube_changes, carry_out, plan_objects, plan_or_refuse
+from egress_lib.steps._gateway_state import FAILED, GatewayWatch, message, phase
 from egress_lib.tables import Table
 
 if TYPE_CHECKING:
@@ -45,7 +46,22 @@ def plan(session: Session) -> Plan:
         Change("wait", "Ingress", o["metadata"]["name"], "status.loadBalancer address", p.namespace)
         for o in objs
     ]
-    return Plan(STEP, changes, list(p.notes))
+    return Plan(STEP, changes, failed_gateway_warnings(session, STEP), list(p.notes))
+
+
+def failed_gateway_warnings(session: Session, step: str) -> list[str]:
+    """A warning when the gateway the IngressClass names is Failed: apply stops at once."""
+    watch = GatewayWatch(session, step, "")
+    obj = watch.current()
+    if obj is None or phase(obj) != FAILED:
+        return []
+    klass = session.params.gateway.ingress_class
+    text = (
+        f"MseIngressConfig {watch.name}, the gateway of IngressClass {klass}, is Failed "
+        f"({message(obj)}): {step} stops at once until 02-create-gateway, approved, has "
+        "recreated it"
+    )
+    return [text]
 
 
 _make_plan = plan  # apply's argument is also called "plan"
@@ -58,18 +74,33 @@ def _address(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return first if first and (first.get("ip") or first.get("hostname")) else None
 
 
-def wait_for_clb_address(session: Session) -> list[ClbAddress]:
-    """Watch each Ingress until its status has an ip or hostname (deadline per Ingress)."""
+def wait_for_clb_address(session: Session, step: str = STEP) -> list[ClbAddress]:
+    """Watch each Ingress until its status has an ip or hostname (deadline per Ingress).
+
+    Only a Listening gateway publishes addresses, so the gateway the IngressClass names is
+    waited for first, and a Failed one stops the wait at once (:class:`StepFailed` naming
+    it, its Events, and ``step`` to re-run once 02 has recreated it).
+    """
     p = session.params
+    timeout = p.timeouts.ingress_status_seconds
+    gateway = GatewayWatch(session, step, "the Ingress addresses cannot be published")
+    gateway.wait_listening(timeout)
     out: list[ClbAddress] = []
     for name in p.ingress_groups():
+
+        def published(obj: dict[str, Any] | None) -> bool:
+            if _address(obj) is not None:
+                return True
+            gateway.check()  # an Ingress without an address: is its gateway Failed meanwhile?
+            return False
+
         obj = kube.wait_for(
             session,
             "Ingress",
             name,
             p.namespace,
-            lambda o: _address(o) is not None,
-            timeout=p.timeouts.ingress_status_seconds,
+            published,
+            timeout=timeout,
             reason=f"the gateway to publish an address for Ingress {name}",
         )
         out.append(_clb_address(name, obj))

@@ -19,11 +19,11 @@ from egress_lib.errors import CloudApiError, PreconditionFailed
 from egress_lib.manifests import to_yaml
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.resources import NatGateway, SnatEntry
-from egress_lib.steps import _snat_eip
+from egress_lib.steps import _snat_confirm, _snat_eip
 from egress_lib.steps._common import carry_out, plan_or_refuse, rows_table
 
 # The cloud calls live there (module size); tests reach them as steps.snat.create_entry etc.
-from egress_lib.steps._snat_calls import create_entry, wait_available
+from egress_lib.steps._snat_calls import client_token, create_entry, wait_available
 from egress_lib.tables import Table
 from egress_lib.waiting import poll
 
@@ -160,10 +160,15 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
     entries = inventory.snat_table(session, nat.snat_table_id)
     recorded = ledger.snat_entries(session)
     ours = {r.id for r in recorded}
+    # Creates a stopped run sent without recording the answer, by vSwitch.
+    pending = {
+        r.vswitch_id: r for r in ledger.pending_entries(session) if r.table_id == nat.snat_table_id
+    }
     cidrs = {v.id: v.cidr_block for v in inventory.vswitch_records(session, nat.vpc_id)}
     changes: list[Change] = []
     warnings: list[str] = []
     for vsw in p.gateway.vswitches:
+        row = pending.get(vsw)
         same = sorted(
             (e for e in entries if e.source_vswitch_id == vsw), key=lambda e: e.id not in ours
         )
@@ -175,28 +180,20 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
         if same or covering:
             entry, how = (same[0], "for the vSwitch") if same else (covering[0], "")
             how = how or f"covers it with {entry.source_cidr}"
-            if entry.status == "Pending" and nat.snat_ip in entry.snat_ips:
+            if row is not None and entry.id not in ours and _snat_confirm.may_be_from(row, entry):
+                changes.append(_snat_confirm.confirm_change(session, entry, row))
+                continue
+            if entry.status == "Pending" and (entry.id in ours or nat.snat_ip in entry.snat_ips):
                 # Being created (a run stopped while waiting, or someone else): a second
                 # CreateSnatEntry would be Forbidden.SourceVSwitchId.Duplicated at best; wait.
+                # Not "unchanged": an entry that is not Available yet gives no egress.
                 changes.append(_pending(nat, vsw, entry, how, ours))
                 continue
             change, more = _existing(session, nat, vsw, entry, how, ours)
             changes.append(change)
             warnings += more
             continue
-        request = create_request(session, nat, vsw)
-        changes.append(
-            Change(
-                "create",
-                "SnatEntry",
-                vsw,
-                f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id} "
-                f"(EIP {nat.snat_ip}: {nat.snat_ip_reason})",
-                body=f"vpc:CreateSnatEntry\n{to_yaml(request)}",
-                payload=request,
-                precondition={"entries for the vSwitch": "none"},
-            )
-        )
+        changes.append(_create(session, nat, vsw, row))
     present = {e.id: e for e in entries}
     for r in recorded:
         if r.id not in present:
@@ -212,7 +209,45 @@ def _plan_with(session: Session) -> tuple[Plan, NatChoice]:
                     payload={"SnatEntryId": r.id, "SnatTableId": r.table_id},
                 )
             )
-    return Plan(STEP, changes, warnings), nat
+    notes = [
+        f"no change; waiting for SnatEntry {c.payload['SnatEntryId']} (Pending) of {c.name} to be "
+        "Available: apply waits for it as a first run would"
+        for c in changes
+        if c.action == "wait"
+    ]
+    return Plan(STEP, changes, warnings, notes), nat
+
+
+def _create(
+    session: Session, nat: NatChoice, vsw: str, row: ledger.CreatedSnatEntry | None
+) -> Change:
+    """The plan's create; with the ClientToken of a stopped run that sent the same request.
+
+    That run's call may still land (or have landed and been answered to no one): the same
+    token makes the two one create, where a new token would meet the entry it made.
+    """
+    p = session.params
+    request = create_request(session, nat, vsw)
+    detail = (
+        f"{p.snat.entry_name}: {vsw} -> {nat.snat_ip} on {nat.nat_gateway_id} "
+        f"(EIP {nat.snat_ip}: {nat.snat_ip_reason})"
+    )
+    payload: dict[str, str] = dict(request)
+    if row is not None and _snat_confirm.request_of(session, row) == request:
+        payload[_snat_confirm.TOKEN] = row.client_token
+        detail += (
+            f", with the ClientToken of run {row.run_id}, which sent this create and was "
+            "stopped before it recorded the answer"
+        )
+    return Change(
+        "create",
+        "SnatEntry",
+        vsw,
+        detail,
+        body=f"vpc:CreateSnatEntry\n{to_yaml(payload)}",
+        payload=payload,
+        precondition={"entries for the vSwitch": "none"},
+    )
 
 
 def _pending(nat: NatChoice, vsw: str, entry: SnatEntry, how: str, ours: set[str]) -> Change:
@@ -221,8 +256,8 @@ def _pending(nat: NatChoice, vsw: str, entry: SnatEntry, how: str, ours: set[str
         "wait",
         "SnatEntry",
         vsw,
-        f"{entry.id} ({entry.name or 'no name'}, {how}, {whose}) is Pending with "
-        f"{entry.snat_ip}: wait until it is Available, create nothing",
+        f"no change; waiting for {entry.id} (Pending) to be Available: {entry.name or 'no name'}, "
+        f"{how}, {whose}, with {entry.snat_ip}; nothing is created",
         payload={"SnatEntryId": entry.id, "SnatTableId": nat.snat_table_id},
     )
 
@@ -265,22 +300,13 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         nat = discover(session) if planned.has_changes else None
         applied: list[Change] = []
         for change in planned.changes:
-            if change.action == "create":
+            if change.action == "create" and _snat_confirm.is_confirm(change):
+                assert nat is not None
+                applied.append(_snat_confirm.apply_confirm(session, change, nat.snat_ip))
+            elif change.action == "create":
                 assert nat is not None
                 busy: list[str] = []
-                entry_id, request_id = create_entry(session, change.payload, busy)
-                # Written down before the wait: a run killed while waiting still knows it.
-                ledger.record(
-                    session,
-                    ledger.created_entry(
-                        session,
-                        entry_id,
-                        nat.snat_table_id,
-                        change.name,
-                        nat.nat_gateway_id,
-                        nat.snat_ip,
-                    ),
-                )
+                entry_id, request_id = _create_recorded(session, change, nat, busy)
                 entry = wait_available(session, nat.snat_table_id, entry_id)
                 retried = f" after {len(busy)} busy answer(s)" if busy else ""
                 applied.append(
@@ -309,6 +335,26 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     return carry_out(session, plan, _replan_for(plan) if given else None, run)
 
 
+def _create_recorded(
+    session: Session, change: Change, nat: NatChoice, busy: list[str]
+) -> tuple[str, dict[str, str]]:
+    """CreateSnatEntry, written down before it is sent and completed when it returns.
+
+    A run killed between the call and its answer leaves the pending row: the next run
+    learns from it that the entry for the vSwitch may be ours (and asks the API).
+    """
+    token = change.payload.get(_snat_confirm.TOKEN) or client_token(session, change.name)
+    request = {k: str(change.payload[k]) for k in _snat_confirm.REQUEST_KEYS}
+    stopped = next((r for r in ledger.pending_entries(session) if r.client_token == token), None)
+    row = stopped or ledger.pending_entry(session, request, nat.nat_gateway_id, token)
+    if stopped is None:
+        ledger.record(session, row)
+    entry_id, request_id = create_entry(session, request, busy, token)
+    # Written down before the wait: a run killed while waiting still knows it.
+    ledger.record(session, ledger.completed(row, entry_id))
+    return entry_id, request_id
+
+
 def snat_table(session: Session) -> Table:
     """The NAT gateway's whole SNAT table, to read."""
     nat = discover(session)
@@ -326,6 +372,15 @@ def entries_to_delete(session: Session) -> list[Change]:
     nat = discover(session)
     present = {e.id: e for e in inventory.snat_table(session, nat.snat_table_id)}
     out = []
+    ours = {r.id for r in ledger.snat_entries(session)}
+    for row in ledger.pending_entries(session):
+        # A stopped run's create: its entry is deleted only if the API says it made it.
+        entry = next(
+            (e for e in present.values() if e.id not in ours and _snat_confirm.may_be_from(row, e)),
+            None,
+        )
+        if entry is not None:
+            out.append(_snat_confirm.teardown_change(session, entry, row))
     for r in ledger.snat_entries(session):
         e = present.get(r.id)
         if e is None:
@@ -347,6 +402,9 @@ def delete_entry(session: Session, change: Change) -> Change:
     """Delete one of our entries (retrying while the table is busy), wait until it is gone."""
     from alibabacloud_vpc20160428 import models as m
 
+    kept = _snat_confirm.teardown_confirm(session, change)
+    if kept is not None:
+        return kept
     p = session.params
     entry_id = str(change.payload["SnatEntryId"])
     table_id = str(change.payload["SnatTableId"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from egress_lib import kube, ledger, manifests
+from egress_lib import kube, ledger, manifests, ownership, pod_probe
 from egress_lib.errors import KubernetesApiError, PlanStale, PreconditionFailed
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps import snat
@@ -74,6 +74,8 @@ def plan(session: Session) -> Plan:
                 "MseIngressConfig": "the controller then deletes the MSE gateway and its CLB",
                 "ConfigMap": "the runbook's record of the SNAT entries it created",
             }.get(kind, "created by egress-runbook")
+            if kind == "Pod" and ownership.RUN_LABEL in (obj["metadata"].get("labels") or {}):
+                why = pod_probe.leftover_reason(obj)
             change = kube.plan_delete(session, obj, why)
             deleting.add(change.ref)
             changes.append(change)

@@ -19,7 +19,13 @@ from egress_lib.parameters import Destination
 from egress_lib.plan import Change, Plan, StepResult
 from egress_lib.steps import verify_bypass
 from egress_lib.steps._common import carry_out, plan_or_refuse
-from egress_lib.steps.ingress import ClbAddress, current_addresses, wait_for_clb_address
+from egress_lib.steps._gateway_state import GatewayWatch
+from egress_lib.steps.ingress import (
+    ClbAddress,
+    current_addresses,
+    failed_gateway_warnings,
+    wait_for_clb_address,
+)
 from egress_lib.steps.verify_bypass import EgressFacts
 from egress_lib.steps.verify_evidence import EchoTarget, echo_target
 
@@ -37,7 +43,6 @@ from egress_lib.steps.verify_gateway import (
 )
 from egress_lib.steps.verify_rows import (
     COLUMNS,
-    DIRECT,
     ECHO,
     VIA,
     VerifyResult,
@@ -136,7 +141,11 @@ def _echo_rows(
 def verify(session: Session, addresses: list[ClbAddress] | None = None) -> VerifyResult:
     """Every destination through its Ingress's address, then every one directly."""
     p = session.params
-    by_ingress = {a.ingress: a for a in (addresses or wait_for_clb_address(session))}
+    if addresses is None:
+        addresses = wait_for_clb_address(session, STEP)  # a Failed gateway stops it at once
+    else:
+        GatewayWatch(session, STEP, "the requests through the gateway cannot pass").check()
+    by_ingress = {a.ingress: a for a in addresses}
     facts = verify_bypass.gather(session)
     ingresses = _ingresses(session)
     echo = echo_target(p)
@@ -178,41 +187,29 @@ def verify(session: Session, addresses: list[ClbAddress] | None = None) -> Verif
 def _direct(session: Session, facts: EgressFacts) -> dict[str, VerifyRow]:
     """One pod calls every destination without the gateway; each row passes if blocked."""
     p = session.params
-    rows: dict[str, VerifyRow] = {}
-    calls: list[tuple[Destination, Request]] = []
-    for dest in p.destinations:
-        url = verify_bypass.direct_url(dest, curl_host(dest))
-        if dest.host.startswith("*."):
-            rows[dest.name] = VerifyRow(
-                dest.name,
-                DIRECT,
-                url,
-                None,
-                "skipped",
-                "a wildcard host has no one name to call directly",
-                route=verify_bypass.direct_route(url),
-                expected=", ".join(facts.expected_eips),
-            )
-            continue
-        calls.append((dest, Request(dest.name, url, "")))
-    if calls:
-        args = verify_bypass.direct_args(
-            [(r.tag, r.url) for _, r in calls], p.verify.timeout_seconds
-        )
-        seen = _probe(
-            session,
-            direct_pod_name(session),
-            [r for _, r in calls],
-            args,
-            "curl every destination directly, without the gateway",
-        )
-        for (dest, r), s in zip(calls, seen, strict=True):
-            rows[dest.name] = verify_bypass.direct_row(dest, r.url, s.transfer, s.probe, facts)
-    return rows
+    calls = [
+        (dest, Request(dest.name, verify_bypass.direct_url(dest, curl_host(dest)), ""))
+        for dest in p.destinations
+    ]
+    if not calls:
+        return {}
+    args = verify_bypass.direct_args([(r.tag, r.url) for _, r in calls], p.verify.timeout_seconds)
+    seen = _probe(
+        session,
+        direct_pod_name(session),
+        [r for _, r in calls],
+        args,
+        "curl every destination directly, without the gateway",
+    )
+    return {
+        dest.name: verify_bypass.direct_row(dest, r.url, s.transfer, s.probe, facts)
+        for (dest, r), s in zip(calls, seen, strict=True)
+    }
 
 
 def plan(session: Session) -> Plan:
-    """One temporary pod per destination, and one for the direct path (created, deleted)."""
+    """One temporary pod per destination, and one for the direct path (created, deleted);
+    and the deletes of the probe pods other runs left behind."""
     p = session.params
     addresses = current_addresses(session)
     changes: list[Change] = []
@@ -239,6 +236,7 @@ def plan(session: Session) -> Plan:
             p.namespace,
         )
     )
+    changes += pod_probe.leftovers(session)
     missing = sorted({d.ingress for d in p.destinations if addresses.get(d.ingress) is None})
     if missing:
         notes.append(
@@ -250,42 +248,50 @@ def plan(session: Session) -> Plan:
             f"verify.echo_url {p.verify.echo_url}: no destination has its host, so the echo "
             "request is skipped"
         )
-    return Plan(STEP, changes, notes=notes)
+    return Plan(STEP, changes, failed_gateway_warnings(session, STEP), notes)
 
 
 _make_plan = plan  # apply's argument is also called "plan"
 
 
-def _step_result(result: VerifyResult) -> StepResult:
+def _step_result(result: VerifyResult, removed: list[Change]) -> StepResult:
     return StepResult(
         STEP,
         [
-            Change("check", "Destination", r.destination, f"{r.path}: {r.detail}")
-            for r in result.rows
+            *removed,
+            *(
+                Change("check", "Destination", r.destination, f"{r.path}: {r.detail}")
+                for r in result.rows
+            ),
         ],
         [],
         {"verify": result.to_frame()},
     )
 
 
-def run(session: Session, plan: Plan | None = None) -> VerifyResult:
-    """Check every destination once approved; failures are rows, not exceptions."""
+def _run(session: Session, plan: Plan | None) -> tuple[VerifyResult, StepResult]:
     plan = plan_or_refuse(session, plan, _make_plan)
     out: list[VerifyResult] = []
 
     def go(planned: Plan) -> StepResult:
+        # Under the lock, so no other run is running its probes (pod_probe.leftovers).
+        removed = pod_probe.remove_leftovers(session, planned)
         result = verify(session)
         out.append(result)
         result.save()
-        return _step_result(result)
+        return _step_result(result, removed)
 
-    carry_out(session, plan, None, go)
-    return out[0]
+    step = carry_out(session, plan, None, go)
+    return out[0], step
+
+
+def run(session: Session, plan: Plan | None = None) -> VerifyResult:
+    """Check every destination once approved; failures are rows, not exceptions."""
+    return _run(session, plan)[0]
 
 
 def apply(session: Session, plan: Plan | None = None) -> StepResult:
     """Run the checks; raise :class:`StepFailed` if any row failed."""
-    result = run(session, plan)
-    step = _step_result(result)
+    result, step = _run(session, plan)
     result.raise_for_failures()
     return step

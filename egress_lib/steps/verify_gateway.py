@@ -29,8 +29,8 @@ TLS_EXITS = frozenset({35, 60})
 
 
 def curl_host(dest: Destination) -> str:
-    """A concrete host for the request (a wildcard rule gets a sample name)."""
-    return "egress-verify." + dest.host[2:] if dest.host.startswith("*.") else dest.host
+    """The host the request names: the destination's (``check`` refuses wildcard hosts)."""
+    return dest.host
 
 
 @dataclass(frozen=True)

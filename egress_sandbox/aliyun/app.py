@@ -1,9 +1,9 @@
 """The request pipeline of the emulated OpenAPI endpoint (a WSGI app).
 
-authenticate -> route (RPC by header, ROA by path) -> fault injection -> RAM check (of every
-action, by its RAM action name) -> action -> render -> audit. Gateway errors (authentication,
-routing, and RPC products' errors) render as ``{RequestId, HostId, Code, Message, Recommend}``;
-errors raised past routing on CS (business
+body size limit -> authenticate -> route (RPC by header, ROA by path) -> fault injection -> RAM
+check (of every action, by its RAM action name) -> action -> render -> audit. Gateway errors
+(size, authentication, routing, and RPC products' errors) render as
+``{RequestId, HostId, Code, Message, Recommend}``; errors raised past routing on CS (business
 errors, RAM denials and injected faults) render in CS's lower-case style [UNCONFIRMED: which
 layer renders CS's RAM denials].
 """
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from egress_sandbox.aliyun.common import errors
@@ -32,6 +33,7 @@ from egress_sandbox.aliyun.common.params import Params
 from egress_sandbox.aliyun.faults import FaultRegistry
 from egress_sandbox.aliyun.records import CloudState
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.faults import reset_if_asked
 from egress_sandbox.core.ids import IdFactory
 
 if TYPE_CHECKING:
@@ -40,6 +42,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PRODUCT = {"vpc": "Vpc", "slb": "Slb", "cs": "CS", "rpc": "Vpc", "mse": "mse", "ram": "Ram"}
+# The largest body the endpoint reads. The real limit is not documented: 1 MiB is nginx's (and
+# Tengine's) default client_max_body_size; every call the runbook makes is a few KB at most.
+MAX_BODY = 1024 * 1024
+
+
+def read_body(request: Request) -> bytes:
+    """The body, refused past MAX_BODY by its declared length before a byte is read, and by a
+    bounded read when it is chunked (nothing is authenticated yet: nothing else may be read)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise errors.RequestEntityTooLarge(_TOO_LARGE)
+    try:
+        data = request.stream.read(MAX_BODY + 1)
+    except (OSError, ValueError, HTTPException) as exc:  # bad chunking, a client gone
+        raise errors.BadRequest("The request body could not be read.") from exc
+    if len(data) > MAX_BODY:
+        raise errors.RequestEntityTooLarge(_TOO_LARGE)
+    return data
+
+
+_TOO_LARGE = f"The request body exceeds the limit of {MAX_BODY} bytes."
 
 
 def _host_id(api: str, region_id: str) -> str:
@@ -76,11 +98,10 @@ class OpenApiApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.handle(Request(environ))(environ, start_response)
 
-    def _incoming(self, request: Request) -> IncomingRequest:
+    def _incoming(self, request: Request, body: bytes) -> IncomingRequest:
         # The signature covers the path and query exactly as sent, so use the raw request URI.
         raw_uri = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "/")
         raw_path, _, raw_query = raw_uri.partition("?")
-        body = request.get_data(cache=True)
         params = dict(parse_qsl(raw_query, keep_blank_values=True))
         if request.mimetype == "application/x-www-form-urlencoded" and raw_path == "/":
             # Other SDKs (and legacy v2 calls with a body) send RPC parameters as a form.
@@ -100,7 +121,12 @@ class OpenApiApp:
 
     def handle(self, request: Request) -> Response:
         request_id = self._ids.request_id()
-        req = self._incoming(request)
+        refusal: errors.ApiError | None = None
+        try:
+            data = read_body(request)
+        except errors.ApiError as err:
+            data, refusal = b"", err  # routed without the body, for the audit record
+        req = self._incoming(request, data)
         resolution = self._resolve(req)
         route = resolution.route
         principal: Principal | None = None
@@ -108,11 +134,13 @@ class OpenApiApp:
         status, body, extra_headers = 200, None, {}
         error_code = ""
         try:
+            if refusal is not None:
+                raise refusal
             principal = self._auth.authenticate(req)
             if resolution.error is not None:
                 raise resolution.error
             backend = True
-            fault = self._faults.take(route.action, route.api)
+            fault = self._faults.take(route.action, route.api, request.environ)
             if fault is not None:
                 if fault.latency_ms:
                     time.sleep(fault.latency_ms / 1000)
@@ -160,7 +188,19 @@ class OpenApiApp:
                 request_id=request_id,
                 error_code=error_code,
             )
-        return self._json(status, body, request_id, extra_headers)
+        # A reset fault (before or after the action) answers nothing at all.
+        return reset_if_asked(request.environ, self._json(status, body, request_id, extra_headers))
+
+    def http_error_body(self, status: int, message: str) -> bytes:
+        """The gateway's error JSON for what the HTTP layer refuses (malformed requests)."""
+        if status == 413:
+            err: errors.ApiError = errors.RequestEntityTooLarge(message)
+        elif status >= 500:
+            err = errors.ApiError()
+        else:
+            err = errors.DynamicError("BadRequest", status, message)
+        body = err.render_pop(self._ids.request_id(), _host_id("rpc", ""), _PRODUCT["rpc"])
+        return json.dumps(body).encode()
 
     @staticmethod
     def _json(status: int, body: Any, request_id: str, headers: dict[str, str]) -> Response:

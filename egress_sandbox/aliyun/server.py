@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from egress_sandbox.aliyun.app import OpenApiApp
+from egress_sandbox.aliyun.app import MAX_BODY, OpenApiApp
 from egress_sandbox.aliyun.common.auth import Authenticator
 from egress_sandbox.aliyun.common.dispatch import RpcRegistry
 from egress_sandbox.aliyun.cs.models import CsModel
@@ -26,7 +26,8 @@ from egress_sandbox.aliyun.slb import responses as slb_responses
 from egress_sandbox.aliyun.vpc import responses as vpc_responses
 from egress_sandbox.aliyun.vpc.models import VpcModel
 from egress_sandbox.core.audit import AuditLog
-from egress_sandbox.core.httpserver import QuietHandler, ThreadedServer
+from egress_sandbox.core.httpguard import HttpLimits
+from egress_sandbox.core.httpserver import ThreadedServer
 from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.core.scheduler import Scheduler
 from egress_sandbox.core.stuck import StuckRegistry, kind_of_id
@@ -66,6 +67,7 @@ class OpenApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         stuck: StuckRegistry | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.cloud = cloud
         self.lock = lock
@@ -118,8 +120,9 @@ class OpenApiServer:
             host=host,
             port=port,
             name="openapi-server",
-            request_handler=QuietHandler,
             daemon_threads=False,
+            limits=limits or HttpLimits(max_body=MAX_BODY),
+            error_body=self.app.http_error_body,
         )
 
     def start(self) -> None:

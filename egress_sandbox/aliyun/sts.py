@@ -3,7 +3,9 @@
 There is no emulated STS endpoint; tests and the control API mint credentials here and hand
 them to clients, which then sign requests exactly as with real STS credentials (the SDK's credential
 providers in alibabacloud_credentials).
-Callers must hold the cloud lock (these mutate CloudState).
+Callers must hold the cloud lock (these mutate CloudState). The STS AccessKey ID comes from the
+seeded IdFactory like every ID; the secrets do not (``core/credentials.py``): a secret drawn
+from the published seed would be known to anyone.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import datetime as dt
 import time
 
 from egress_sandbox.aliyun.records import BearerToken, CloudState, StsToken
+from egress_sandbox.core.credentials import ALNUM, random_secret
 from egress_sandbox.core.ids import IdFactory
-
-_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def _expiration(duration_seconds: float, now: float | None) -> str:
@@ -40,8 +41,8 @@ def mint_sts_token(
     token = StsToken(
         access_key_id="STS."
         + ids.token(24, "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"),
-        access_key_secret=ids.token(40, _ALNUM),
-        security_token="CAIS" + ids.token(120, _ALNUM + "+/"),
+        access_key_secret=random_secret(40),
+        security_token="CAIS" + random_secret(120, ALNUM + "+/"),
         principal=principal,
         expiration=_expiration(duration_seconds, now),
         read_only=read_only,
@@ -61,7 +62,7 @@ def mint_bearer_token(
 ) -> BearerToken:
     """Issue a bearer token accepted in ``x-acs-bearer-token``."""
     token = BearerToken(
-        token=ids.token(64, _ALNUM),
+        token=random_secret(64),
         principal=principal,
         expiration=_expiration(duration_seconds, now),
         read_only=read_only,

@@ -20,6 +20,7 @@ from egress_sandbox.cli.parsers import sub_parser
 from egress_sandbox.control.actions import APIS, MODES, normalize_since
 from egress_sandbox.control.client import ControlClient, ControlError
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.faults import RESETS
 from egress_sandbox.core.stuck import KINDS
 
 MEMORY_ONLY = "Faults live in the running sandbox's memory only: never saved, gone after down/up."
@@ -77,11 +78,19 @@ def cmd_fault_add(args: argparse.Namespace) -> int:
         message=args.message,
         retry_after_ms=args.retry_after_ms,
         latency_ms=args.latency_ms,
+        reset=args.reset,
+        skip_dry_runs=args.skip_dry_runs,
     )
     target = f"{fault['verb']} {fault['resource']}" if args.api == "k8s" else fault["action"]
     what = f"{fault.get('code') or fault.get('reason')} ({fault['status']})"
-    if not (fault.get("code") or fault.get("reason")):
+    if fault.get("reset"):
+        what = (
+            f"connection reset {fault['reset']} the {'request' if args.api == 'k8s' else 'action'}"
+        )
+    elif not (fault.get("code") or fault.get("reason")):
         what = f"+{fault['latency_ms']} ms"
+    elif fault["latency_ms"]:
+        what += f" after {fault['latency_ms']} ms"
     print(f"fault added: next {fault['count']} {args.api} {target} call(s) -> {what}")
     return 0
 
@@ -99,7 +108,17 @@ def cmd_fault_list(args: argparse.Namespace) -> int:
     if rows:
         print_table(
             rows,
-            ("api", "target", "code", "status", "count", "latency_ms", "retry_after_ms", "message"),
+            (
+                "api",
+                "target",
+                "code",
+                "status",
+                "count",
+                "latency_ms",
+                "retry_after_ms",
+                "reset",
+                "message",
+            ),
         )
     for hold in faults["stuck"]:
         print(f"stuck: {hold['kind']} {hold['id']} ({hold['parked_steps']} step(s) held)")
@@ -239,6 +258,11 @@ examples:
   egress-sandbox fault add --api k8s --action create --resource services \\
       --code TooManyRequests --status 429 --count 2 --retry-after-ms 1000
   egress-sandbox fault add --api cs --action '*' --latency-ms 2000
+  egress-sandbox fault add --api vpc --action CreateSnatEntry --reset after
+  egress-sandbox fault add --api vpc --action CreateSnatEntry --code ServiceUnavailable \\
+      --status 503 --count 1000000    # "for good": until fault clear
+  egress-sandbox fault add --api k8s --action create --resource pods --reset before \\
+      --skip-dry-runs
   egress-sandbox fault stuck --kind snat_entry --id '*'
   egress-sandbox fault list
   egress-sandbox fault clear"""
@@ -299,6 +323,17 @@ def _add_fault_parsers(sub: Any) -> None:
         "--retry-after-ms", type=int, help="Retry-After to send (SDK: ThrottlingException)"
     )
     add.add_argument("--latency-ms", type=int, default=0, help="delay before answering")
+    add.add_argument(
+        "--reset",
+        choices=RESETS,
+        default="",
+        help="close the connection without an answer, before or after the action took effect",
+    )
+    add.add_argument(
+        "--skip-dry-runs",
+        action="store_true",
+        help="k8s: let server-side dry runs through, so the fault hits the real write",
+    )
     add.set_defaults(func=_guard(cmd_fault_add))
     lst = sub_parser(fsub, "list", "pending faults and stuck holds")
     lst.add_argument("--json", action="store_true", help="JSON instead of a table")

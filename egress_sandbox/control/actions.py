@@ -19,7 +19,8 @@ from egress_sandbox.topology import Transition, Transitions
 if TYPE_CHECKING:
     from egress_sandbox.sandbox import Sandbox
 
-CLOUD_APIS = ("vpc", "slb", "cs")
+# The products the OpenAPI endpoint serves (RPC action names are not unique across them).
+CLOUD_APIS = ("vpc", "slb", "cs", "mse", "ram")
 APIS = (*CLOUD_APIS, "k8s")
 MODES = ("immediate", "timed", "manual")
 
@@ -71,6 +72,7 @@ class SandboxControls:
         message = str(body.get("message") or "")
         retry_after_ms = _int(body, "retry_after_ms")
         latency_ms = _int(body, "latency_ms", 0) or 0
+        reset = str(body.get("reset") or "")
         if api == "k8s":
             fault: Any = self.box.k8s.app.faults.add(
                 action,
@@ -81,12 +83,16 @@ class SandboxControls:
                 message=message,
                 retry_after_ms=retry_after_ms,
                 latency_ms=latency_ms,
+                reset=reset,
+                skip_dry_runs=bool(body.get("skip_dry_runs")),
             )
         else:
             if body.get("resource"):
                 raise ValueError("resource applies to --api k8s only")
+            if body.get("skip_dry_runs"):
+                raise ValueError("skip_dry_runs applies to --api k8s only")
             fault = self.box.aliyun.faults.add(
-                action, code, status, count, message, retry_after_ms, latency_ms, api=api
+                action, code, status, count, message, retry_after_ms, latency_ms, api, reset
             )
         return {"api": api, **asdict(fault)}
 

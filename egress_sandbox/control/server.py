@@ -37,7 +37,8 @@ from werkzeug.wrappers import Request, Response
 
 from egress_sandbox.control.actions import SandboxControls
 from egress_sandbox.core.audit import AuditLog
-from egress_sandbox.core.httpserver import QuietHandler, ThreadedServer
+from egress_sandbox.core.httpguard import HttpLimits
+from egress_sandbox.core.httpserver import ThreadedServer
 from egress_sandbox.core.ids import IdFactory
 
 if TYPE_CHECKING:
@@ -45,6 +46,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PREFIX = "/_sandbox"
+# Control bodies are a few hundred bytes; the limit is checked before authentication.
+MAX_BODY = 64 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_body(request: Request) -> bytes:
+    """At most MAX_BODY bytes, refused by the declared length before any is read."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _TooLarge
+    try:
+        data = request.stream.read(MAX_BODY + 1)
+    except (OSError, ValueError, HTTPException) as exc:  # bad chunking, a client gone
+        raise ValueError("the request body could not be read") from exc
+    if len(data) > MAX_BODY:
+        raise _TooLarge
+    return data
 
 
 class _Denied(Exception):
@@ -105,8 +125,11 @@ class ControlApp:
         request = Request(environ)
         principal = "anonymous"
         try:
+            data = _read_body(request)
             principal = self._authenticate(request)
-            status, body = 200, self._route(request)
+            status, body = 200, self._route(request, data)
+        except _TooLarge:
+            status, body = 413, {"error": f"the request body is larger than {MAX_BODY} bytes"}
         except _Denied as exc:
             status, body = exc.status, {"error": str(exc)}
         except ValueError as exc:
@@ -147,17 +170,17 @@ class ControlApp:
             return "sandbox-readonly"
         raise _Denied(401, "unknown token")
 
-    def _route(self, request: Request) -> Any:
+    def _route(self, request: Request, data: bytes) -> Any:
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
         except NotFound:
             raise LookupError(f"no control route {request.method} {request.path}") from None
         body: dict[str, Any] = {}
-        if request.method in ("POST", "PUT") and request.get_data():
+        if request.method in ("POST", "PUT") and data:
             try:
-                body = json.loads(request.get_data())
-            except ValueError:
+                body = json.loads(data)
+            except (ValueError, RecursionError):
                 raise ValueError("the body must be a JSON object") from None
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
@@ -189,9 +212,20 @@ class ControlApp:
 class ControlServer(ThreadedServer):
     """Serves a ControlApp on a loopback port, on a daemon thread."""
 
-    def __init__(self, app: ControlApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: ControlApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: HttpLimits | None = None,
+    ) -> None:
         super().__init__(
-            app, host=host, port=port, name="control-server", request_handler=QuietHandler
+            app,
+            host=host,
+            port=port,
+            name="control-server",
+            limits=limits or HttpLimits(max_body=MAX_BODY),
         )
 
     @property

@@ -1,9 +1,11 @@
-"""The sandbox's one source of randomness, and the deterministic IDs it hands out.
+"""The sandbox's seeded source of randomness, and the deterministic IDs it hands out.
 
 Every ID, RequestId, UID and nonce comes from this factory, seeded at start-up. Each kind of
 value (each ID prefix, RequestIds, UIDs, ...) draws from its own stream derived from the seed,
 so the n-th ``snat-`` ID is the same in every run even when the number of polls (and so of
 RequestIds) in between differs. That keeps stored notebook outputs comparable across runs.
+Secrets (bearer tokens, AccessKey and STS secrets) never come from here: the seed is
+published, so anything drawn from it is known to everyone (``core/credentials.py``).
 """
 
 from __future__ import annotations

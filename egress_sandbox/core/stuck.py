@@ -80,11 +80,14 @@ class StuckRegistry:
     def describe(self) -> list[dict[str, object]]:
         with self._lock:
             parked = [(k, r) for k, r, _ in self._parked]
+            # A "*" hold parks steps under their own IDs: it counts every one of its kind.
             return [
                 {
                     "kind": h.kind,
                     "id": h.resource_id,
-                    "parked_steps": sum(1 for p in parked if p == (h.kind, h.resource_id)),
+                    "parked_steps": sum(
+                        1 for k, r in parked if k == h.kind and h.resource_id in (ALL, r)
+                    ),
                 }
                 for h in sorted(self._holds, key=lambda h: (h.kind, h.resource_id))
             ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
-import yaml
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from egress_sandbox.k8s import protobuf
+from egress_sandbox.k8s import jsonish, protobuf
 from egress_sandbox.k8s.errors import (
     ApiError,
     BadRequest,
@@ -32,7 +32,10 @@ def raw_body(request: Request) -> bytes:
     too_large = RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY}")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise too_large
-    data = request.stream.read(MAX_BODY + 1)
+    try:
+        data = request.stream.read(MAX_BODY + 1)
+    except (OSError, ValueError, HTTPException) as exc:  # bad chunking, a client gone
+        raise BadRequest(f"unable to read the request body: {_short(exc)}") from exc
     if len(data) > MAX_BODY:
         raise too_large
     return data
@@ -50,15 +53,15 @@ def decode_object(request: Request, data: bytes) -> dict[str, Any]:
         return protobuf.decode_object(data)
     try:
         if mt == "application/json":
-            obj = json.loads(data)
+            obj = jsonish.parse_json(data)
         elif mt in ("application/yaml", "application/x-yaml"):
-            obj = yaml.safe_load(data)
+            obj = jsonish.parse_yaml(data)
         else:
             raise UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types "
                 "include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
             )
-    except (ValueError, yaml.YAMLError) as exc:
+    except jsonish.BodyError as exc:
         raise BadRequest(f"couldn't get version/kind; json parse error: {_short(exc)}") from exc
     if not isinstance(obj, dict):
         raise BadRequest(
@@ -72,9 +75,9 @@ def decode_object(request: Request, data: bytes) -> dict[str, Any]:
 def decode_patch(mt: str, data: bytes) -> Any:
     try:
         if mt == "application/apply-patch+yaml":
-            return yaml.safe_load(data)
-        return json.loads(data)
-    except (ValueError, yaml.YAMLError) as exc:
+            return jsonish.parse_yaml(data)
+        return jsonish.parse_json(data)
+    except jsonish.BodyError as exc:
         if mt == "application/apply-patch+yaml":
             raise BadRequest(f"error decoding YAML: {_short(exc)}") from exc
         raise BadRequest(f"error decoding patch: {_short(exc)}") from exc
@@ -82,6 +85,19 @@ def decode_patch(mt: str, data: bytes) -> Any:
 
 def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def query_int(request: Request, key: str) -> int | None:
+    """An integer query option as Go's strconv.ParseInt reads it (int64), or None if absent."""
+    raw = request.args.get(key)
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise BadRequest(f'strconv.ParseInt: parsing "{raw}": invalid syntax')
+    value = int(raw)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequest(f'strconv.ParseInt: parsing "{raw}": value out of range')
+    return value
 
 
 def dry_run(request: Request) -> bool:

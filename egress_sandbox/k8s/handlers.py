@@ -14,7 +14,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from egress_sandbox.k8s import bodies, patch, ssa
+from egress_sandbox.k8s import bodies, decoding, patch, ssa
 from egress_sandbox.k8s.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
 from egress_sandbox.k8s.schemas import type_schema
 from egress_sandbox.k8s.selectors import labels_match, parse_field_selector, parse_label_selector
@@ -40,9 +40,17 @@ def _user_agent_manager(request: Request) -> str:
     return ssa.manager_from_user_agent(request.headers.get("User-Agent"))
 
 
-def _check_identity(t: Target, obj: Obj, for_update: bool) -> None:
+def check_identity(t: Target, obj: Obj, for_update: bool, normalize: bool = True) -> None:
+    """The kind and version, then decoding into the kind's Go type, then namespace and name."""
     rt = t.rt
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    for key, value in (("apiVersion", api_version), ("kind", kind)):
+        if value is not None and not isinstance(value, str):
+            # The serializer reads apiVersion and kind first, into an anonymous struct.
+            raise BadRequest(
+                "couldn't get version/kind; json parse error: "
+                + decoding.type_error(value, "", [key], "string")
+            )
     if rt.schema is not None and (not api_version or not kind):
         raise BadRequest(f"Object 'Kind' is missing in '{json.dumps(obj, separators=(',', ':'))}'")
     if api_version and api_version != rt.group_version:
@@ -59,8 +67,9 @@ def _check_identity(t: Target, obj: Obj, for_update: bool) -> None:
     if not isinstance(meta, dict):
         raise BadRequest(
             f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-            "metadata must be an object"
+            + decoding.type_error(meta, rt.kind, ["metadata"], "v1.ObjectMeta")
         )
+    decoding.decode_builtin(rt, obj, normalize=normalize)
     if rt.namespaced:
         ns = meta.get("namespace")
         if ns and ns != t.namespace:
@@ -117,7 +126,7 @@ def list_(store: Store, t: Target, request: Request) -> Result:
                 "continue key is not valid: "
                 "incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
             ) from exc
-    limit = int(request.args.get("limit") or 0)
+    limit = bodies.query_int(request, "limit") or 0
     page = items[start : start + limit] if limit > 0 else items[start:]
     meta: Obj = {"resourceVersion": rv}
     if limit > 0 and start + limit < len(items):
@@ -151,7 +160,7 @@ def _external(rt: ResourceType, o: Obj) -> Obj:
 
 def create(store: Store, t: Target, request: Request) -> Result:
     obj = bodies.decode_object(request, bodies.raw_body(request))
-    _check_identity(t, obj, for_update=False)
+    check_identity(t, obj, for_update=False)
     headers = unknown_fields(t, obj, bodies.field_validation(request))
     obj["metadata"].pop("managedFields", None)
     for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
@@ -164,7 +173,7 @@ def create(store: Store, t: Target, request: Request) -> Result:
 
 def update(store: Store, t: Target, request: Request) -> Result:
     obj = bodies.decode_object(request, bodies.raw_body(request))
-    _check_identity(t, obj, for_update=True)
+    check_identity(t, obj, for_update=True)
     headers = unknown_fields(t, obj, bodies.field_validation(request))
     manager = bodies.field_manager(request, _user_agent_manager(request))
     with store.lock:
@@ -217,7 +226,7 @@ def patch_(store: Store, t: Target, request: Request) -> Result:
             if not isinstance(body, dict):
                 raise BadRequest("error decoding YAML: object expected")
             applied = copy.deepcopy(body)
-            _check_identity(t, applied, for_update=True)
+            check_identity(t, applied, for_update=True, normalize=False)
             if not applied.get("apiVersion") or not applied.get("kind"):
                 raise BadRequest("apiVersion and kind must be set in an apply patch")
             headers = unknown_fields(t, applied, mode)
@@ -234,7 +243,7 @@ def patch_(store: Store, t: Target, request: Request) -> Result:
             result = _apply_patch(mt, current, body, schema)
             if not isinstance(result, dict):
                 raise BadRequest("patched object is not an object")
-            _check_identity(t, result, for_update=True)
+            check_identity(t, result, for_update=True)
             headers = unknown_fields(t, result, mode)
             ssa.record_update(t.rt, schema, current, result, manager, t.subresource or "")
         meta = result.setdefault("metadata", {})

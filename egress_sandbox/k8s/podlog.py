@@ -17,6 +17,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from egress_sandbox.k8s import bodies
 from egress_sandbox.k8s.errors import BadRequest
 from egress_sandbox.k8s.fielderrors import FieldErrors
 
@@ -36,13 +37,7 @@ class LogOptions:
 
 
 def _int(request: Request, key: str) -> int | None:
-    raw = request.args.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise BadRequest(f'strconv.ParseInt: parsing "{raw}": invalid syntax') from exc
+    return bodies.query_int(request, key)
 
 
 def _bool(request: Request, key: str) -> bool:

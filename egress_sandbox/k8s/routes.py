@@ -18,6 +18,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.faults import reset_if_asked
 from egress_sandbox.k8s import bodies, discovery, handlers, podlog, watch
 from egress_sandbox.k8s.auth import User, allowed, authenticate, authorize
 from egress_sandbox.k8s.errors import ApiError, MethodNotAllowed, NotFound
@@ -113,7 +114,8 @@ class ApiApp:
         response.headers.setdefault("Cache-Control", "no-cache, private")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         self._audit(request, ctx, response, audit_id)
-        return response(environ, start_response)
+        # A reset fault (before or after the request) answers nothing at all.
+        return reset_if_asked(environ, response)(environ, start_response)
 
     def _audit(self, request: Request, ctx: Ctx, response: Response, audit_id: str) -> None:
         if self.audit is None:
@@ -258,12 +260,13 @@ class ApiApp:
         assert ctx.user is not None
         if t.rt.kind != "SelfSubjectAccessReview":  # every user may ask what it may do
             authorize(ctx.user, verb, t.rt.plural, t.rt.group, t.namespace, t.name, t.subresource)
-        self.faults.check(verb, t.rt.plural)  # injected faults hit authorized requests only
+        # Injected faults hit authorized requests only.
+        self.faults.check(verb, t.rt.plural, request.environ)
         if t.rt.namespaced and t.namespace and verb == "create":
             self._namespace_exists(t.namespace)
         if t.rt.kind == "SelfSubjectAccessReview":
             ctx.read_only = True
-            return self._access_review(request, ctx.user)
+            return self._access_review(request, t, ctx.user)
         if t.subresource == "log":
             return self._pod_log(request, t)
         table = "as=Table" in (request.headers.get("Accept") or "")
@@ -369,8 +372,9 @@ class ApiApp:
         )
         return Response(chunks, mimetype="text/plain", direct_passthrough=True)
 
-    def _access_review(self, request: Request, user: User) -> Response:
+    def _access_review(self, request: Request, t: Target, user: User) -> Response:
         body = bodies.decode_object(request, bodies.raw_body(request))
+        handlers.check_identity(t, body, for_update=False)
         spec = body.get("spec") or {}
         attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
         verb = str(attrs.get("verb", ""))

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Callable
 
 from egress_sandbox.core.audit import AuditLog
+from egress_sandbox.core.httpguard import HttpLimits
 from egress_sandbox.core.httpserver import ThreadedServer
 from egress_sandbox.k8s.auth import User
+from egress_sandbox.k8s.bodies import MAX_BODY
 from egress_sandbox.k8s.crds import install_crd_controller
+from egress_sandbox.k8s.errors import ApiError
 from egress_sandbox.k8s.routes import ApiApp
 from egress_sandbox.k8s.store import Store
 from egress_sandbox.k8s.validation import install_admission
+
+# The Status reasons of the errors the HTTP layer answers itself (others: Unknown, "").
+_REASONS = {400: "BadRequest", 413: "RequestEntityTooLarge", 500: "InternalError"}
+
+
+def status_body(code: int, message: str) -> bytes:
+    """A ``Status`` for errors answered below the API (malformed HTTP, oversized headers)."""
+    err = ApiError(message, code=code, reason=_REASONS.get(code, ""))
+    return json.dumps(err.status(), separators=(",", ":")).encode()
 
 
 class KubeApiServer:
@@ -27,6 +40,7 @@ class KubeApiServer:
         users: dict[str, User] | None = None,
         audit: AuditLog | None = None,
         pod_logs: Callable[[str, str, str | None], str] | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -39,7 +53,13 @@ class KubeApiServer:
         )
         # Watch streams are long requests: daemon threads, so stop() never waits for them.
         self._http = ThreadedServer(
-            self.app, host=host, port=port, name="kube-apiserver", ssl_context=ssl_context
+            self.app,
+            host=host,
+            port=port,
+            name="kube-apiserver",
+            ssl_context=ssl_context,
+            limits=limits or HttpLimits(max_body=MAX_BODY),
+            error_body=status_body,
         )
 
     @property

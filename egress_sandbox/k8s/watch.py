@@ -11,6 +11,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from egress_sandbox.k8s import bodies
 from egress_sandbox.k8s.errors import Gone
 from egress_sandbox.k8s.handlers import Target
 from egress_sandbox.k8s.selectors import labels_match, parse_field_selector, parse_label_selector
@@ -32,7 +33,7 @@ def stream(
     labels = parse_label_selector(request.args.get("labelSelector"))
     fields = parse_field_selector(request.args.get("fieldSelector"), t.rt.kind)
     rv = request.args.get("resourceVersion")
-    timeout = float(request.args.get("timeoutSeconds") or MAX_WATCH_SECONDS)
+    timeout = float(bodies.query_int(request, "timeoutSeconds") or MAX_WATCH_SECONDS)
     bookmarks = request.args.get("allowWatchBookmarks") in ("true", "1")
 
     def match_obj(o: Obj) -> bool:

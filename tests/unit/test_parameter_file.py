@@ -81,3 +81,61 @@ def test_check_exits_2_on_each(tmp_path: Path, capsys: pytest.CaptureFixture[str
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         assert cli.main(["check", str(path), "--offline"]) == EXIT_USAGE
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    err = _error(tmp_path, "cluster_name: a\n".encode("utf-16"))
+    assert str(err.problems[0]) == (
+        "<file line 1>: the file is UTF-16 (it starts with a UTF-16 byte order mark); "
+        "expected UTF-8 text (save the file as UTF-8)"
+    )
+
+
+def test_a_control_character_names_its_line_and_column(tmp_path: Path) -> None:
+    err = _error(tmp_path, "cluster_name: a\nnamespace: de\x00fault\n")
+    assert [p.path for p in err.problems] == ["<yaml line 2, column 14>"]
+    assert "character U+0000 is not allowed in YAML" in str(err)
+
+
+def test_a_syntax_error_says_where_the_unclosed_construct_began(tmp_path: Path) -> None:
+    err = _error(tmp_path, 'cluster_name: "abc\nnamespace: default\n')
+    assert [p.path for p in err.problems] == ["<yaml line 3, column 1>"]
+    assert "while scanning a quoted scalar (at line 1, column 15)" in str(err)
+
+
+def test_a_python_tag_is_refused_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    err = _error(tmp_path, f"cluster_name: !!python/object/apply:os.system ['touch {marker}']\n")
+    assert "YAML tag refused" in str(err) and not marker.exists()
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "\n\n"])
+def test_an_empty_file_is_one_problem(tmp_path: Path, content: str) -> None:
+    err = _error(tmp_path, content)
+    assert [p.path for p in err.problems] == ["<root>"]
+    assert "the file holds no YAML document (it is empty or only comments)" in str(err)
+
+
+def test_a_document_that_is_not_a_mapping(tmp_path: Path) -> None:
+    err = _error(tmp_path, "- cluster_name: a\n")
+    assert str(err.problems[0]).startswith("<root>: the document is a list, not a mapping;")
+
+
+def test_the_size_refusal_names_the_size(tmp_path: Path) -> None:
+    err = _error(tmp_path, "# " + "x" * (3 * 1024 * 1024) + "\n")
+    size = (tmp_path / "p.yaml").stat().st_size
+    assert f"({size:,} bytes); refused unread" in str(err)
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
+    err = _error(tmp_path, "cluster_name: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert str(err.problems[0]) == (
+        "<yaml line 1, column 64>: the document nests more than 50 levels deep: refused; "
+        "expected at most 50 levels of nested lists and mappings"
+    )
+
+
+def test_a_chain_of_aliases_is_refused_by_its_expanded_depth(tmp_path: Path) -> None:
+    chain = "".join(f"l{i}: &l{i} [*l{i - 1}]\n" for i in range(1, 3000))
+    err = _error(tmp_path, "l0: &l0 x\n" + chain + "cluster_name: *l2999\n")
+    assert [p.path for p in err.problems] == ["<yaml>"] and "50 levels" in str(err)

@@ -102,6 +102,34 @@ def test_unknown_key_suggests_nearest() -> None:
     assert "did you mean 'replicas'" in str(err)
 
 
+def test_unknown_key_far_from_every_known_one_gets_no_guess() -> None:
+    err = bad({"gateway.zone": "cn-hangzhou-h"})  # difflib's 0.5 offered 'name'
+    assert "unknown key 'zone'; expected one of the keys config_name," in str(err)
+
+
+def test_missing_key_says_what_it_holds() -> None:
+    with pytest.raises(ParameterError) as info:
+        load_parameters(minimal(gateway={"vswitch": ["vsw-bp1exampleexample0001"]}))
+    by_path = {p.path: str(p) for p in info.value.problems}
+    assert by_path["gateway.vswitches"] == (
+        "gateway.vswitches: required key is missing; expected a value for this required key: "
+        "1 or 2 dedicated vSwitch IDs (primary first) in the cluster's VPC; the SNAT entry is "
+        "added for these"
+    )
+    assert "did you mean 'vswitches'?" in by_path["gateway.vswitch"]
+
+
+def test_a_list_too_long_shows_the_list() -> None:
+    three = ["vsw-aaaaaaaa1", "vsw-aaaaaaaa2", "vsw-aaaaaaaa3"]
+    assert str(bad({"gateway.vswitches": three}).problems[0]) == (
+        f"gateway.vswitches: {three!r} has 3 items; expected at most 2 items"
+    )
+
+
+def test_the_only_schema_version() -> None:
+    assert "schema_version: 2 is not allowed; expected 1" in str(bad({"schema_version": 2}))
+
+
 def test_wrong_types_are_reported_not_coerced() -> None:
     err = bad({"destinations.0.port": [80], "approve": "maybe"})
     paths = {p.path for p in err.problems}
@@ -214,8 +242,95 @@ def test_https_on_odd_port_is_a_note() -> None:
     assert p.notes and "443" in p.notes[0]
 
 
-def test_wildcard_host_allowed() -> None:
-    assert load_parameters(SANDBOX, {"destinations.0.host": "*.aliyun.com"}).destinations[0].host
+@pytest.mark.parametrize("host", ["*.aliyun.com", "*aliyun.com", "www.*.com", "*"])
+def test_wildcard_host_refused(host: str) -> None:
+    # An ExternalName Service needs one name; it used to pass here and fail at step 04.
+    err = bad({"destinations.0.host": host})
+    assert err.path == "destinations[0].host" and err.value == host
+    assert str(err).endswith(
+        f"destinations[0].host: {host!r} is a wildcard; expected a concrete host name such as "
+        "'api.example.com': an ExternalName Service needs one; a wildcard Ingress host is not "
+        "supported (list each host as its own destination)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "problem", "expected"),
+    [
+        (
+            "Www.Aliyun.com",
+            "is not a host name: it has upper-case letters",
+            "'www.aliyun.com' (DNS names in lowercase)",
+        ),
+        (
+            "www_aliyun.com",
+            "is not a host name: it contains '_'",
+            "an underscore is no part of a host name",
+        ),
+        (
+            "www.aliyun.com:443",
+            "is not a host name: it has a port",
+            "('www.aliyun.com'); the port is its own key",
+        ),
+        (
+            "www.aliyun.com.",
+            "is not a host name: it ends with '.'",
+            "'www.aliyun.com' (without the root dot)",
+        ),
+        ("aliyun", "is not a host name: it is a single label", "a fully qualified name"),
+        (
+            "a" * 64 + ".example.com",
+            "is not a host name: a label is over 63 characters",
+            "a lowercase DNS name",
+        ),
+        ("[::1]", "is an IP address", "not IPs"),
+    ],
+)
+def test_each_bad_host_says_what_is_wrong(host: str, problem: str, expected: str) -> None:
+    err = bad({"destinations.0.host": host})
+    assert f"{host!r} {problem}; expected " in str(err) and expected in err.expected
+
+
+def test_sni_wildcard_refused_as_a_server_name() -> None:
+    err = bad({"destinations.0.sni": "*.aliyun.com"})
+    assert err.path == "destinations[0].sni" and "one host name" in err.expected
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("eip-bp1abc2def3ghi4jkl", "its IpAddress, not its ID"),
+        ("47.96.1.2,47.96.1.3", "one EIP"),
+        ("10.0.0.7", "is in 10.0.0.0/8, a private or special range that no EIP is in"),
+        ("127.16.2.1", "is in 127.0.0.0/8"),
+        ("47.96.1.2/32", "is not an IPv4 address"),
+    ],
+)
+def test_snat_ip_must_be_an_eip_address(value: str, fragment: str) -> None:
+    err = bad({"snat.snat_ip": value})
+    assert err.path == "snat.snat_ip" and fragment in str(err)
+
+
+def test_a_public_snat_ip_passes() -> None:
+    assert load_parameters(SANDBOX, {"snat.snat_ip": "47.96.1.2"}).snat.snat_ip == "47.96.1.2"
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/a//b", "contains '//'"),
+        ("/a/./b", "contains '/./'"),
+        ("/a/../b", "contains '/../'"),
+        ("/a%2Fb", "contains '%2F'"),
+        ("/a/..", "contains '/..'"),
+        ("/a/.", "contains '/.'"),
+        ("/a?b=1", "contains '?'"),
+        ("/a#top", "contains '#'"),
+    ],
+)
+def test_paths_the_ingress_api_refuses(path: str, fragment: str) -> None:
+    err = bad({"destinations.0.path": path})
+    assert err.path == "destinations[0].path" and f"{path!r} {fragment}" in str(err)
 
 
 def test_string_overrides_are_read_as_yaml() -> None:
@@ -588,3 +703,11 @@ def test_a_scalar_where_a_mapping_belongs_lists_the_keys() -> None:
 def test_two_allowed_values_read_as_either_or() -> None:
     err = bad({"target": "cloud"})
     assert "'cloud' is not allowed; expected 'sandbox' or 'aliyun'" in str(err)
+
+
+def test_a_hostile_override_value_stays_a_string() -> None:
+    # -p values are read as YAML with the file's limits: no RecursionError, no expansion.
+    deep = "[" * 3000 + "]" * 3000
+    err = bad({"gateway.vswitches": deep})
+    assert err.path == "gateway.vswitches" and "has the wrong type (str)" in str(err)
+    assert "characters)…" in str(err) and len(str(err)) < 600

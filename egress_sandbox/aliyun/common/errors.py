@@ -84,6 +84,11 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "InternalError": ErrorSpec(
         500, "The request processing has failed due to some unknown error.", "DOC", "gateway"
     ),
+    # --- gateway: the HTTP layer (limits checked before authentication) --------------------
+    "RequestEntityTooLarge": ErrorSpec(
+        413, "The request body is too large.", "UNCONFIRMED", "gateway"
+    ),
+    "BadRequest": ErrorSpec(400, "The request could not be read.", "UNCONFIRMED", "gateway"),
     # --- common parameter errors (RPC products; CS uses InvalidParameter too) ---------------
     "InvalidParameter": ErrorSpec(
         400, "The specified parameter is not valid.", "UNCONFIRMED", "rpc+cs"
@@ -290,6 +295,8 @@ ForbiddenRam = _error("Forbidden.RAM")
 InvalidActionNotFound = _error("InvalidAction.NotFound")
 InvalidVersion = _error("InvalidVersion")
 Throttling = _error("Throttling.User")
+RequestEntityTooLarge = _error("RequestEntityTooLarge")
+BadRequest = _error("BadRequest")
 InvalidParameter = _error("InvalidParameter")
 DryRunOperation = _error("DryRunOperation")
 InvalidRegionIdNotFound = _error("InvalidRegionId.NotFound")

@@ -1,4 +1,7 @@
-"""Who may do what: the read-only AccessKey (RAM denial), STS credentials, and the audit trail."""
+"""Who may do what: the read-only AccessKey (RAM denial), STS credentials, and the audit trail.
+
+The secrets are random, never the seed's: a secret every sandbox shares is no secret.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,15 @@ from alibabacloud_vpc20160428 import models as vpc_models
 from aliyun_helpers import REGION, World
 
 from egress_sandbox.aliyun import sts
-from egress_sandbox.aliyun.records import AVAILABLE_ADDONS
+from egress_sandbox.aliyun.records import AVAILABLE_ADDONS, CloudState
+from egress_sandbox.core.ids import IdFactory
+from egress_sandbox.topology import Topology, build_cloud
+
+# The AccessKey secrets every sandbox had before they were random (topology defaults).
+PUBLISHED = {
+    "LTSANDBOXADMIN000000000": "sandbox-admin-secret-0000000000",
+    "LTSANDBOXREADONLY000000": "sandbox-readonly-secret-000000",
+}
 
 
 def readonly(world: World) -> dict[str, str]:
@@ -129,3 +140,46 @@ def test_audit_records_every_request_without_secrets(world: World) -> None:
     assert all(r.request_id for r in records)
     dumped = json.dumps([r.__dict__ for r in records])
     assert world.topology.access_key_secret not in dumped
+
+
+def test_the_once_published_secrets_sign_nothing(world: World) -> None:
+    request = vpc_models.DescribeVpcsRequest(region_id=REGION)
+    for key_id, secret in PUBLISHED.items():
+        client = world.vpc(access_key_id=key_id, access_key_secret=secret)
+        with pytest.raises(ClientException) as info:
+            client.describe_vpcs(request)
+        assert (info.value.code, info.value.status_code) == ("SignatureDoesNotMatch", 400)
+    assert world.vpc().describe_vpcs(request).body.total_count == 1  # its own secret does
+
+
+def test_access_key_secrets_are_random_unless_named_and_never_dumped() -> None:
+    one, two = Topology(), Topology()
+    assert one.access_key_secret != two.access_key_secret
+    assert one.readonly_access_key_secret != two.readonly_access_key_secret
+    assert (one.access_key_id, one.readonly_access_key_id) == tuple(PUBLISHED)  # IDs: no secret
+    # A Sandbox gives each fresh home its own, but keeps what a topology names.
+    fresh = one.with_fresh_secrets()
+    assert fresh.access_key_secret not in (one.access_key_secret, two.access_key_secret)
+    pinned = Topology(access_key_secret="P" * 30).with_fresh_secrets()
+    assert pinned.access_key_secret == "P" * 30
+    cloud = build_cloud(pinned, IdFactory(pinned.seed))
+    assert cloud.access_keys[pinned.access_key_id].access_key_secret == "P" * 30
+    dumped = json.dumps(pinned.model_dump()) + repr(pinned)
+    assert "P" * 30 not in dumped and pinned.readonly_access_key_secret not in dumped
+
+
+def test_sts_and_bearer_secrets_do_not_come_from_the_seed() -> None:
+    minted = []
+    for _ in range(2):  # two sandboxes with the same seed
+        cloud, ids = CloudState(account_id="1", region_id=REGION), IdFactory(20250108)
+        minted.append(
+            (
+                sts.mint_sts_token(cloud, ids, principal="role/egress-runbook"),
+                sts.mint_bearer_token(cloud, ids, principal="bearer-user"),
+            )
+        )
+    (first, first_bearer), (second, second_bearer) = minted
+    assert first.access_key_id == second.access_key_id  # an ID: deterministic, as every ID
+    assert first.access_key_secret != second.access_key_secret
+    assert first.security_token != second.security_token
+    assert first_bearer.token != second_bearer.token

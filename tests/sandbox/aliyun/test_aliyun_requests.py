@@ -187,3 +187,49 @@ def test_unknown_action_and_version_through_the_sdk(world: World) -> None:
         rpc_call(world, "DescribeVpcs", {"RegionId": REGION}, version="2014-05-15")
     assert_pop_error(info.value, "InvalidAction.NotFound", 404)
     assert info.value.data["HostId"] == "slb.aliyuncs.com"
+
+
+def _form_call(world: World, size: int) -> dict[str, object]:
+    """DescribeVpcs through the SDK with a form body of about ``size`` bytes (signed)."""
+    from alibabacloud_tea_openapi import models as open_api_models
+    from alibabacloud_tea_openapi.client import Client as OpenApiClient
+    from alibabacloud_tea_util.models import RuntimeOptions
+
+    params = open_api_models.Params(
+        action="DescribeVpcs",
+        version="2016-04-28",
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    request = open_api_models.OpenApiRequest(
+        query={"RegionId": REGION}, body={"VpcName": "x" * size}
+    )
+    client = OpenApiClient(world.config())
+    return client.call_api(params, request, RuntimeOptions())  # type: ignore[no-any-return]
+
+
+def test_a_body_over_1_mib_is_refused_before_authentication(world: World) -> None:
+    from egress_sandbox.aliyun.app import MAX_BODY
+
+    with pytest.raises(ClientException) as info:
+        _form_call(world, MAX_BODY)
+    assert_pop_error(info.value, "RequestEntityTooLarge", 413)
+    assert info.value.data["Message"] == f"The request body exceeds the limit of {MAX_BODY} bytes."
+    record = next(r for r in world.audit.records() if r.request_id == info.value.request_id)
+    # Refused before the signature was checked: nobody is authenticated yet.
+    assert (record.principal, record.status, record.error_code) == (
+        "anonymous",
+        413,
+        "RequestEntityTooLarge",
+    )
+
+
+def test_a_body_under_the_limit_is_read_and_signed_as_usual(world: World) -> None:
+    out = _form_call(world, 512 * 1024)
+    assert out["statusCode"] == 200
+    assert out["body"]["TotalCount"] == 0  # no VPC has that name

@@ -7,9 +7,21 @@ import threading
 import time
 
 import pytest
+import urllib3
 from alibabacloud_tea_openapi.exceptions import ClientException, ThrottlingException
 from alibabacloud_vpc20160428 import models as vpc_models
-from control_helpers import REGION, cli, configmap, cs, kube, vpc, wait_for
+from control_helpers import (
+    REGION,
+    cli,
+    configmap,
+    create_snat,
+    cs,
+    kube,
+    snat_status,
+    vpc,
+    vswitch_id,
+    wait_for,
+)
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
@@ -153,3 +165,161 @@ def test_drop_watches_ends_a_watch_stream(
     assert "dropped 1 watch stream(s)" in capsys.readouterr().out
     assert ended.wait(5), "the watch stream did not end"
     thread.join(5)
+
+
+# ---- connection resets -------------------------------------------------------------------------
+
+
+def _snat_entries(box: Sandbox, vswitch: str) -> list[str]:
+    vsw = vswitch_id(box, vswitch)
+    with box.cloud_lock:
+        return [
+            e.snat_entry_id for e in box.cloud.snat_entries.values() if e.source_vswitch_id == vsw
+        ]
+
+
+def delete_snat(box: Sandbox, entry_id: str) -> None:
+    wait_for(lambda: snat_status(box, entry_id) == "Available", what=f"{entry_id} Available")
+    with box.cloud_lock:
+        table = box.cloud.snat_entries[entry_id].snat_table_id
+    request = vpc_models.DeleteSnatEntryRequest(
+        region_id=REGION, snat_table_id=table, snat_entry_id=entry_id
+    )
+    vpc(box).delete_snat_entry(request)
+    wait_for(lambda: snat_status(box, entry_id) is None, what=f"{entry_id} deleted")
+
+
+def _audited(box: Sandbox, action: str) -> list[tuple[int, str]]:
+    return [(r.status, r.error_code) for r in box.audit.records() if r.action == action]
+
+
+def test_cloud_reset_after_the_action_loses_only_the_answer(
+    box: Sandbox, control: ControlClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli(box, "fault", "add", "--api", "vpc", "--action", "CreateSnatEntry", "--reset", "after")
+        == 0
+    )
+    assert "connection reset after the action" in capsys.readouterr().out
+    before = len(_audited(box, "CreateSnatEntry"))
+    with pytest.raises(Exception) as info:  # the SDK's own transport error, whatever its class
+        create_snat(box, "gateway", name="reset-after")
+    assert not isinstance(info.value, ClientException)  # no answer, so no error code either
+    # The entry exists although the caller never learned its ID: a blind retry duplicates it.
+    assert len(_snat_entries(box, "gateway")) == 1
+    assert _audited(box, "CreateSnatEntry")[before:] == [(200, "")]
+    (entry_id,) = _snat_entries(box, "gateway")
+    delete_snat(box, entry_id)
+
+
+def test_cloud_reset_before_the_action_changes_nothing(
+    box: Sandbox, control: ControlClient
+) -> None:
+    control.add_fault(api="vpc", action="CreateSnatEntry", reset="before")
+    before = len(_audited(box, "CreateSnatEntry"))
+    with pytest.raises(Exception) as info:
+        create_snat(box, "gateway", name="reset-before")
+    assert not isinstance(info.value, ClientException)
+    assert _snat_entries(box, "gateway") == []
+    assert _audited(box, "CreateSnatEntry")[before:] == [(503, "ConnectionReset")]
+    assert control.faults()["cloud"] == []  # used up: the next call goes through
+    delete_snat(box, create_snat(box, "gateway", name="after-the-reset"))
+
+
+def test_k8s_reset_after_a_create_stores_the_object(box: Sandbox, control: ControlClient) -> None:
+    core = k8s.CoreV1Api(kube(box))
+    control.add_fault(api="k8s", action="create", resource="configmaps", reset="after")
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # POST: urllib3 never retries it
+        core.create_namespaced_config_map("default", configmap("reset-after"))
+    # Stored, though the client got no answer: a retried create now meets AlreadyExists.
+    assert core.read_namespaced_config_map("reset-after", "default").data == {"k": "v"}
+    with pytest.raises(ApiException) as info:
+        core.create_namespaced_config_map("default", configmap("reset-after"))
+    assert info.value.status == 409
+    core.delete_namespaced_config_map("reset-after", "default")
+
+
+def test_k8s_reset_before_a_create_stores_nothing(box: Sandbox, control: ControlClient) -> None:
+    core = k8s.CoreV1Api(kube(box))
+    control.add_fault(api="k8s", action="create", resource="configmaps", reset="before", count=2)
+    for _ in range(2):
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            core.create_namespaced_config_map("default", configmap("reset-before"))
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_config_map("reset-before", "default")
+    assert info.value.status == 404
+    resets = [r for r in box.audit.records() if r.action == "create" and "configmaps" in r.path]
+    assert [(r.status, r.error_code) for r in resets[-2:]] == [(503, "ConnectionReset")] * 2
+    core.create_namespaced_config_map("default", configmap("reset-before"))  # used up
+    core.delete_namespaced_config_map("reset-before", "default")
+
+
+def test_k8s_reset_of_a_read_is_retried_by_the_client(box: Sandbox, control: ControlClient) -> None:
+    # urllib3 retries idempotent requests whose connection dropped: one reset goes unnoticed.
+    core = k8s.CoreV1Api(kube(box))
+    control.add_fault(api="k8s", action="list", resource="configmaps", reset="before")
+    core.list_namespaced_config_map("default")
+    assert control.faults()["k8s"] == []
+
+
+def test_a_reset_takes_no_error_code(box: Sandbox, control: ControlClient) -> None:
+    for api, action in (("vpc", "CreateSnatEntry"), ("k8s", "create")):
+        with pytest.raises(ControlError) as info:
+            control.add_fault(api=api, action=action, code="X", status=500, reset="after")
+        assert info.value.status == 400 and "no answer" in str(info.value)
+    with pytest.raises(ControlError) as info:
+        control.add_fault(api="vpc", action="CreateSnatEntry", reset="sometimes")
+    assert info.value.status == 400 and "before, after" in str(info.value)
+
+
+def test_mse_and_ram_actions_take_faults(box: Sandbox, control: ControlClient) -> None:
+    for api, action in (("mse", "ListGateway"), ("ram", "GetRole")):
+        fault = control.add_fault(api=api, action=action, code="Throttling.User", status=400)
+        assert (fault["api"], fault["action"]) == (api, action)
+    assert [f["api"] for f in control.faults()["cloud"]] == ["mse", "ram"]
+
+
+def test_a_k8s_fault_can_leave_dry_runs_alone(
+    box: Sandbox, control: ControlClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A plan dry-runs the create it will make: the fault must be left for the real write.
+    core = k8s.CoreV1Api(kube(box))
+    args = ["--action", "create", "--resource", "configmaps", "--skip-dry-runs"]
+    assert cli(box, "fault", "add", "--api", "k8s", *args, "--code", "X", "--status", "500") == 0
+    core.create_namespaced_config_map("default", configmap("dry"), dry_run="All")
+    assert [f["skip_dry_runs"] for f in control.faults()["k8s"]] == [True]
+    with pytest.raises(ApiException) as info:
+        core.create_namespaced_config_map("default", configmap("dry"))
+    assert (info.value.status, json.loads(info.value.body)["reason"]) == (500, "X")
+    core.create_namespaced_config_map("default", configmap("dry"))  # used up
+    core.delete_namespaced_config_map("dry", "default")
+    with pytest.raises(ControlError) as err:
+        control.add_fault(
+            api="vpc", action="DescribeVpcs", code="X", status=500, skip_dry_runs=True
+        )
+    assert err.value.status == 400
+
+
+def test_fault_list_shows_resets(
+    box: Sandbox, control: ControlClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control.add_fault(api="k8s", action="create", resource="pods", reset="before", count=2)
+    capsys.readouterr()
+    assert cli(box, "fault", "list") == 0
+    table = capsys.readouterr().out
+    header, row = table.splitlines()[:2]
+    assert "RESET" in header and "create pods" in row and "before" in row
+
+
+def test_a_hold_on_every_resource_counts_its_parked_steps(
+    box: Sandbox, control: ControlClient
+) -> None:
+    control.stuck("snat_entry", "*")
+    entry = create_snat(box, "gateway", name="held")
+    wait_for(
+        lambda: control.faults()["stuck"] == [{"kind": "snat_entry", "id": "*", "parked_steps": 1}],
+        what="the entry's Pending -> Available step to park",
+    )
+    assert snat_status(box, entry) == "Pending"
+    control.clear_faults()
+    delete_snat(box, entry)

@@ -1,8 +1,9 @@
 """The world survives stop/start with the same home, as a real cluster survives a laptop reboot.
 
 In process: objects, resourceVersion, cloud SNAT entries and the serving gateway come back; new
-IDs and UIDs never repeat saved ones. The CLI-level test runs `egress-sandbox up/down/up/reset`
-as subprocesses (slow).
+IDs and UIDs never repeat saved ones. The bearer tokens and AccessKey secrets are the home's
+own: random, kept across stop/start, new after a reset. The CLI-level test runs
+`egress-sandbox up/down/up/reset` as subprocesses (slow).
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from typing import Any
 
 import pytest
 import yaml
+from alibabacloud_tea_openapi import models as open_api_models
+from alibabacloud_vpc20160428 import models as vpc_models
+from alibabacloud_vpc20160428.client import Client as VpcClient
 from control_helpers import configmap, create_snat, install_mse_addon, kube, snat_status, wait_for
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from egress_sandbox import persistence
+from egress_sandbox.control.client import ControlClient
+from egress_sandbox.core.ids import IdFactory
 from egress_sandbox.sandbox import Sandbox
 from egress_sandbox.topology import Topology
 
@@ -165,6 +172,99 @@ def test_pending_snat_entry_resumes_after_restart(home: Path) -> None:
         box.stop()
 
 
+def _secrets(home: Path) -> dict[str, str]:
+    """What a client of the home holds: the kubeconfig's tokens, sandbox.json's AccessKeys."""
+    kubeconfig = yaml.safe_load((home / "kubeconfig").read_text())
+    users = {u["name"]: u["user"]["token"] for u in kubeconfig["users"]}
+    info = json.loads((home / "sandbox.json").read_text())
+    return {
+        "admin": users["sandbox-admin"],
+        "readonly": users["sandbox-readonly"],
+        "access_key_secret": info["access_key_secret"],
+        "readonly_access_key_secret": info["readonly_access_key_secret"],
+    }
+
+
+def _cloud_accepts(home: Path, secret_key: str = "access_key_secret") -> bool:
+    info = json.loads((home / "sandbox.json").read_text())
+    key_id = "readonly_access_key_id" if secret_key.startswith("readonly") else "access_key_id"
+    config = open_api_models.Config(
+        access_key_id=info[key_id],
+        access_key_secret=info[secret_key],
+        endpoint=info["aliyun_endpoint"],
+        protocol="http",
+        region_id=info["region_id"],
+    )
+    vpcs = VpcClient(config).describe_vpcs(vpc_models.DescribeVpcsRequest(region_id="cn-hangzhou"))
+    return bool(vpcs.body.total_count)
+
+
+def _clients_work(home: Path) -> None:
+    assert _core(home).list_namespace().items  # the admin token
+    assert ControlClient.from_home(home).faults() is not None  # the control endpoint's too
+    assert _cloud_accepts(home) and _cloud_accepts(home, "readonly_access_key_secret")
+
+
+def test_secrets_are_random_per_home_and_kept_by_it(home: Path) -> None:
+    """Before: tokens came from the fixed seed and the secrets from the topology's defaults,
+    so every sandbox anywhere had the same admin token and AccessKey secret."""
+    seeded = IdFactory(Topology().seed)
+    published = {
+        seeded.hex(40, stream="token-admin"),
+        seeded.hex(40, stream="token-ro"),
+        "sandbox-admin-secret-0000000000",
+        "sandbox-readonly-secret-000000",
+    }
+    other = home / "other"
+    seen = []
+    for where in (home, other):
+        with Sandbox(where, Topology.loopback(22)):
+            _clients_work(where)
+            seen.append(_secrets(where))
+    first, second = seen
+    assert len(set(first.values())) == 4
+    assert all(first[k] != second[k] for k in first)  # another home, other secrets
+    assert not published & (set(first.values()) | set(second.values()))
+    state = (home / "state.json").read_text()
+    assert (home / "state.json").stat().st_mode & 0o777 == 0o600
+    assert all(secret in state for secret in first.values())
+
+    with Sandbox(home, Topology.loopback(22)) as box:  # down/up: the same home, the same ones
+        assert box.restored
+        assert _secrets(home) == first
+        assert box.topology.access_key_secret == first["access_key_secret"]
+        _clients_work(home)
+    persistence.wipe(home)  # what `egress-sandbox reset` does between down and up
+    with Sandbox(home, Topology.loopback(22)):
+        renewed = _secrets(home)
+        assert all(renewed[k] != first[k] for k in first)
+        _clients_work(home)
+
+
+def test_a_world_saved_before_random_secrets_keeps_them(home: Path) -> None:
+    with Sandbox(home, Topology.loopback(22)):
+        pass
+    # As an older sandbox saved it: seeded tokens, the AccessKey secrets of the old defaults.
+    seeded = IdFactory(Topology().seed)
+    old = {
+        "admin": seeded.hex(40, stream="token-admin"),
+        "readonly": seeded.hex(40, stream="token-ro"),
+        "access_key_secret": "sandbox-admin-secret-0000000000",
+        "readonly_access_key_secret": "sandbox-readonly-secret-000000",
+    }
+    state = json.loads((home / "state.json").read_text())
+    state["tokens"] = {"admin": old["admin"], "readonly": old["readonly"]}
+    for key in state["cloud"]["access_keys"].values():
+        readonly = key["principal"] == "sandbox-readonly"
+        key["access_key_secret"] = old[
+            "readonly_access_key_secret" if readonly else "access_key_secret"
+        ]
+    (home / "state.json").write_text(json.dumps(state))
+    with Sandbox(home, Topology.loopback(22)):
+        assert _secrets(home) == old  # its clients' kubeconfig and AccessKey stay valid
+        _clients_work(home)
+
+
 def _egress(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     proc = subprocess.run(
@@ -191,6 +291,7 @@ def test_cli_up_down_up_status_reset(home: Path) -> None:
     try:
         _egress(home, "up", "--topology", str(topology))
         info = json.loads((home / "sandbox.json").read_text())
+        before = _secrets(home)
         _core(home).create_namespaced_config_map("default", configmap("survivor"))
         down = _egress(home, "down")
         assert "stopped" in down.stdout
@@ -200,6 +301,7 @@ def test_cli_up_down_up_status_reset(home: Path) -> None:
         assert "state loaded" in up.stdout
         status = _egress(home, "status").stdout
         assert "status: running" in status
+        assert _secrets(home) == before  # the clients' kubeconfig and AccessKey stay valid
         assert info["access_key_secret"] not in status + up.stdout + down.stdout
         assert _core(home).read_namespaced_config_map("survivor", "default")
         _egress(
@@ -217,6 +319,8 @@ def test_cli_up_down_up_status_reset(home: Path) -> None:
         )
         reset = _egress(home, "reset")
         assert "wiped" in reset.stdout and "sandbox up" in reset.stdout
+        after = _secrets(home)
+        assert all(after[k] != before[k] for k in before)  # a new world, new secrets
         assert "no faults" in _egress(home, "fault", "list").stdout
         with pytest.raises(k8s.ApiException) as info_exc:
             _core(home).read_namespaced_config_map("survivor", "default")

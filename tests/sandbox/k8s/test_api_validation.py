@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from k8s_helpers import WIDGET_CRD, ingress, path, status_of, svc, widget
+from k8s_helpers import WIDGET_CRD, cm, ingress, path, status_of, svc, widget
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -220,3 +221,376 @@ def test_mse_ingress_config_is_validated_against_its_crd_schema(cluster: Cluster
         "spec.common.instance.replicas",
         "spec.common.instance.spec",
     ]
+
+
+# ---- decoding: what kube-apiserver's Go types refuse, as a 400 before anything is stored ------
+
+_CORE = "/api/v1/namespaces/default"
+
+
+def _post_raw(
+    cluster: Cluster, path: str, body: Any, content_type: str = "application/json"
+) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = cluster.http().post(cluster.url(path), data=data, headers={"Content-Type": content_type})
+    assert r.headers["Content-Type"].startswith("application/json"), r.text[:200]
+    return r.status_code, r.json()
+
+
+def _lists_work(cluster: Cluster, *paths: str) -> None:
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    for p in paths:
+        for accept in ("application/json", table):
+            r = cluster.http().get(cluster.url(p), headers={"Accept": accept})
+            assert r.status_code == 200, (p, accept, r.text[:300])
+
+
+def test_a_service_whose_ports_are_a_string_is_refused_and_lists_keep_working(
+    cluster: Cluster,
+) -> None:
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}
+    code, st = _post_raw(cluster, f"{_CORE}/services", {**body, "spec": {"ports": "nope"}})
+    assert (code, st["reason"], st["code"]) == (400, "BadRequest", 400)
+    assert st["message"] == (
+        'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string '
+        "into Go struct field ServiceSpec.spec.ports of type []v1.ServicePort"
+    )
+    r = cluster.http().get(cluster.url(f"{_CORE}/services/x"))
+    assert r.status_code == 404
+    _lists_work(cluster, f"{_CORE}/services", "/api/v1/services")
+
+
+@pytest.mark.kubectl
+def test_kubectl_get_svc_still_works_after_a_malformed_service(
+    cluster: Cluster, kubectl_available: None
+) -> None:
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}
+    _post_raw(cluster, f"{_CORE}/services", {**body, "spec": {"ports": "nope"}})
+    out = cluster.kubectl("get", "svc", "-A").stdout
+    assert "kubernetes" in out
+
+
+def _obj(kind: str, api_version: str = "v1", **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": "bad"}, **fields}
+
+
+def _port(**over: Any) -> dict[str, Any]:
+    return {"spec": {"ports": [{"port": 80, **over}]}}
+
+
+_LIMITS = {"resources": {"limits": {"cpu": "lots"}}}
+_DECODE_CASES = [
+    (
+        "services",
+        _obj("Service", **_port(port="80")),
+        "string into Go struct field ServicePort.spec.ports.port of type int32",
+    ),
+    (
+        "services",
+        _obj("Service", **_port(targetPort=True)),
+        "bool into Go struct field ServicePort.spec.ports.targetPort of type int32",
+    ),
+    (
+        "services",
+        _obj("Service", spec={"type": 5}),
+        "number into Go struct field ServiceSpec.spec.type of type v1.ServiceType",
+    ),
+    (
+        "services",
+        {**_obj("Service"), "metadata": {"name": "bad", "labels": "x"}},
+        "string into Go struct field ObjectMeta.metadata.labels of type map[string]string",
+    ),
+    (
+        "services",
+        {**_obj("Service"), "metadata": "bad"},
+        "string into Go struct field Service.metadata of type v1.ObjectMeta",
+    ),
+    (
+        "configmaps",
+        _obj("ConfigMap", data="x"),
+        "string into Go struct field ConfigMap.data of type map[string]string",
+    ),
+    (
+        "configmaps",
+        # The first type error wins; decoding goes on (binaryData would be the second).
+        _obj("ConfigMap", data={"a": 1}, binaryData=2),
+        "number into Go struct field ConfigMap.data of type string",
+    ),
+    (
+        "events",
+        _obj("Event", involvedObject="x"),
+        "string into Go struct field Event.involvedObject of type v1.ObjectReference",
+    ),
+    (
+        "pods",
+        _obj("Pod", spec={"containers": "x"}),
+        "string into Go struct field PodSpec.spec.containers of type []v1.Container",
+    ),
+    ("pods", _obj("Pod", spec="x"), "string into Go struct field Pod.spec of type v1.PodSpec"),
+]
+_ABORT_CASES = [
+    (
+        "configmaps",
+        {**_obj("ConfigMap"), "metadata": {"name": "bad", "creationTimestamp": "yesterday"}},
+        (
+            'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": '
+            'cannot parse "yesterday" as "2006"'
+        ),
+    ),
+    (
+        "secrets",
+        _obj("Secret", data={"a": "aGV!bG8="}),
+        "illegal base64 data at input byte 3",
+    ),
+    (
+        "pods",
+        _obj("Pod", spec={"containers": [{"name": "c", "image": "i", **_LIMITS}]}),
+        (
+            "quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        ),
+    ),
+]
+
+
+def _refused(cluster: Cluster, plural: str, body: dict[str, Any], message: str) -> None:
+    code, st = _post_raw(cluster, f"{_CORE}/{plural}", body)
+    kind = body["kind"]
+    assert (code, st["reason"]) == (400, "BadRequest"), st
+    assert st["message"] == f'{kind} in version "v1" cannot be handled as a {kind}: {message}'
+    assert cluster.http().get(cluster.url(f"{_CORE}/{plural}/bad")).status_code == 404
+    _lists_work(cluster, f"{_CORE}/{plural}", f"/api/v1/{plural}")
+
+
+@pytest.mark.parametrize(("plural", "body", "message"), _DECODE_CASES)
+def test_a_value_of_the_wrong_json_type_is_400_and_stores_nothing(
+    cluster: Cluster, plural: str, body: dict[str, Any], message: str
+) -> None:
+    _refused(cluster, plural, body, f"json: cannot unmarshal {message}")
+
+
+@pytest.mark.parametrize(("plural", "body", "message"), _ABORT_CASES)
+def test_times_quantities_and_bytes_are_parsed_as_go_parses_them(
+    cluster: Cluster, plural: str, body: dict[str, Any], message: str
+) -> None:
+    _refused(cluster, plural, body, message)
+
+
+_NET = "networking.k8s.io/v1"
+_SSAR = "authorization.k8s.io/v1"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            f"/apis/{_NET}/namespaces/default/ingresses",
+            _obj("Ingress", _NET, spec={"rules": "x"}),
+            (
+                'Ingress in version "v1" cannot be handled as a Ingress: json: cannot unmarshal '
+                "string into Go struct field IngressSpec.spec.rules of type []v1.IngressRule"
+            ),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/deployments",
+            _obj("Deployment", "apps/v1", spec={"replicas": 2**31}),
+            (
+                'Deployment in version "v1" cannot be handled as a Deployment: json: cannot '
+                "unmarshal number 2147483648 into Go struct field DeploymentSpec.spec.replicas "
+                "of type int32"
+            ),
+        ),
+        (
+            "/api/v1/namespaces",
+            _obj("Namespace", spec="x"),
+            (
+                'Namespace in version "v1" cannot be handled as a Namespace: json: cannot '
+                "unmarshal string into Go struct field Namespace.spec of type v1.NamespaceSpec"
+            ),
+        ),
+        (
+            f"{_CORE}/configmaps",
+            _obj("ConfigMap", 5),  # type: ignore[arg-type]
+            (
+                "couldn't get version/kind; json parse error: json: cannot unmarshal number "
+                "into Go struct field .apiVersion of type string"
+            ),
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            {"apiVersion": _SSAR, "kind": "SelfSubjectAccessReview", "spec": 7},
+            (
+                'SelfSubjectAccessReview in version "v1" cannot be handled as a '
+                "SelfSubjectAccessReview: json: cannot unmarshal number into Go struct field "
+                "SelfSubjectAccessReview.spec of type v1.SelfSubjectAccessReviewSpec"
+            ),
+        ),
+    ],
+    ids=["ingress", "deployment", "namespace", "apiVersion", "access review"],
+)
+def test_other_kinds_are_decoded_too(
+    cluster: Cluster, path: str, body: dict[str, Any], message: str
+) -> None:
+    code, st = _post_raw(cluster, path, body)
+    assert (code, st["reason"], st["message"]) == (400, "BadRequest", message)
+
+
+def test_a_custom_resource_with_malformed_metadata_is_400(cluster: Cluster) -> None:
+    _co(cluster)
+    body = widget()
+    body["metadata"]["labels"] = ["a"]
+    code, st = _post_raw(cluster, "/apis/example.com/v1/namespaces/default/widgets", body)
+    assert (code, st["reason"]) == (400, "BadRequest")
+    assert st["message"] == (
+        'Widget in version "v1" cannot be handled as a Widget: json: cannot unmarshal array '
+        "into Go struct field ObjectMeta.metadata.labels of type map[string]string"
+    )
+
+
+def test_in_process_writes_are_decoded_as_well(cluster: Cluster) -> None:
+    # Controllers write through the store, not HTTP: they cannot store a broken object either.
+    from egress_sandbox.k8s.errors import BadRequest
+
+    rt = cluster.store.types.get("", "v1", "services")
+    assert rt is not None
+    bad = {"metadata": {"name": "x", "namespace": "default"}, "spec": {"ports": "nope"}}
+    with pytest.raises(BadRequest, match=r"ServiceSpec\.spec\.ports of type \[\]v1\.ServicePort"):
+        cluster.store.create(rt, bad)
+    assert cluster.store.try_get(rt, "default", "x") is None
+
+
+def test_null_fields_are_dropped_as_the_go_struct_marshals_them(cluster: Cluster) -> None:
+    body = {**cm("nulls", labels=None), "data": None, "binaryData": {"b": None}}
+    code, made = _post_raw(cluster, f"{_CORE}/configmaps", body)
+    assert code == 201, made
+    assert "labels" not in made["metadata"] and "data" not in made
+    assert made["binaryData"] == {"b": ""}
+
+
+def test_a_lone_surrogate_is_stored_as_the_replacement_character(cluster: Cluster) -> None:
+    data = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s"},"data":{"a":"\\ud800"}}'
+    code, made = _post_raw(cluster, f"{_CORE}/configmaps", data)
+    assert (code, made["data"]) == (201, {"a": "\ufffd"})
+
+
+def test_yaml_timestamps_stay_strings(cluster: Cluster) -> None:
+    data = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: when}\ndata: {day: 2001-12-14}\n"
+    code, made = _post_raw(cluster, f"{_CORE}/configmaps", data, "application/yaml")
+    assert (code, made["data"]) == (201, {"day": "2001-12-14"})
+
+
+_BOMB = (
+    b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+    + b"".join(b"%c: &%c [%s]\n" % (c, c, b",".join([b"*%c" % (c - 1)] * 9)) for c in b"bcdefg")
+    + b"metadata: {name: bomb}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "message"),
+    [
+        (
+            b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n"},"data":NaN}',
+            "application/json",
+            "invalid character 'N' looking for beginning of value",
+        ),
+        (b'{"a":' * 200 + b"1" + b"}" * 200, "application/json", "exceeded max depth"),
+        (b"[" * 100000 + b"]" * 100000, "application/json", "exceeded max depth"),
+        (
+            _BOMB,
+            "application/yaml",
+            "error converting YAML to JSON: yaml: document contains excessive aliasing",
+        ),
+        (b"a: &a [*a]\n", "application/yaml", "error converting YAML to JSON: recursive alias"),
+    ],
+    ids=["NaN", "deep object", "deep array", "alias bomb", "recursive alias"],
+)
+def test_what_gos_decoders_refuse_is_refused(
+    cluster: Cluster, data: bytes, content_type: str, message: str
+) -> None:
+    code, st = _post_raw(cluster, f"{_CORE}/configmaps", data, content_type)
+    assert (code, st["reason"]) == (400, "BadRequest")
+    assert st["message"] == f"couldn't get version/kind; json parse error: {message}"
+
+
+def test_an_integer_option_that_is_not_one_is_400(cluster: Cluster) -> None:
+    r = cluster.http().get(cluster.url(f"{_CORE}/configmaps"), params={"limit": "abc"})
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        'strconv.ParseInt: parsing "abc": invalid syntax',
+    )
+
+
+# ---- ConfigMaps, Secrets, Events: the rules of their validation ------------------------------
+
+
+def test_config_map_keys_must_be_config_keys(cluster: Cluster) -> None:
+    code, st = _post_raw(cluster, f"{_CORE}/configmaps", {**cm("k"), "data": {"bad key": "v"}})
+    assert (code, st["reason"]) == (422, "Invalid")
+    assert st["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "bad key": a valid config key must consist of '
+            "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+            "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+            "field": "data[bad key]",
+        }
+    ]
+
+
+def test_an_immutable_config_map_keeps_its_data(cluster: Cluster) -> None:
+    core = client.CoreV1Api(cluster.api())
+    core.create_namespaced_config_map(
+        "default", {**cm("frozen"), "data": {"a": "1"}, "immutable": True}
+    )
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map("frozen", "default", {"data": {"a": "2"}})
+    causes = status_of(e.value)["details"]["causes"]
+    assert [(c["reason"], c["field"]) for c in causes] == [("FieldValueForbidden", "data")]
+    assert core.read_namespaced_config_map("frozen", "default").data == {"a": "1"}
+
+
+def test_a_tls_secret_needs_its_certificate_and_key(cluster: Cluster) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tls"},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "eA=="},
+    }
+    code, st = _post_raw(cluster, f"{_CORE}/secrets", body)
+    assert (code, st["reason"]) == (422, "Invalid")
+    assert [(c["reason"], c["field"]) for c in st["details"]["causes"]] == [
+        ("FieldValueRequired", "data[tls.key]")
+    ]
+
+
+def test_string_data_is_written_into_data(cluster: Cluster) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "sd"},
+        "stringData": {"a": "hello"},
+    }
+    code, made = _post_raw(cluster, f"{_CORE}/secrets", body)
+    assert code == 201, made
+    assert (made["data"], made["type"], "stringData" in made) == (
+        {"a": "aGVsbG8="},
+        "Opaque",
+        False,
+    )
+
+
+def test_an_event_lives_in_its_objects_namespace(cluster: Cluster) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "ev"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "kube-system"},
+    }
+    code, st = _post_raw(cluster, f"{_CORE}/events", body)
+    assert (code, st["reason"]) == (422, "Invalid")
+    assert st["details"]["causes"][0]["field"] == "involvedObject.namespace"
+    assert st["details"]["causes"][0]["message"] == (
+        'Invalid value: "kube-system": does not match event.namespace'
+    )
