@@ -14,10 +14,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import REPO
 from nbclient import NotebookClient
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+# Not imported from conftest: several test folders have one, and the name resolves to whichever
+# was loaded last.
+REPO = Path(__file__).resolve().parents[2]
 
 SETUP = """
 from egress_lib import connect, load_parameters, notebook, steps
