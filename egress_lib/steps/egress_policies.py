@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from egress_lib import kernel, kube, manifests, notebook
+from egress_lib import kernel, kube, manifests, notebook, pod_probe
 from egress_lib.plan import CHANGING, Change, Plan, StepResult
 from egress_lib.policy_annotations import GATEWAY_ROW, MANAGED_ANNOTATIONS, policy_rows
 from egress_lib.steps import gateway
@@ -112,6 +112,7 @@ def plan(session: Session) -> Plan:
         Change("test", "Pod", pod_name(session, pr), f"temporary: {pr.summary}", p.namespace)
         for pr in probes
     ]
+    changes += pod_probe.leftovers(session)
     notes = []
     missing = sorted({d.ingress for d in p.destinations if d.ingress not in ctx.addresses})
     if missing:
@@ -153,7 +154,9 @@ def _carry(session: Session, plan: Plan | None) -> tuple[StepResult, PolicyResul
     out: list[PolicyResult] = []
 
     def go(planned: Plan) -> StepResult:
-        applied = apply_kube_changes(session, planned, KINDS)
+        # Under the lock, so no other run is running its probes (pod_probe.leftovers).
+        applied = pod_probe.remove_leftovers(session, planned)
+        applied += apply_kube_changes(session, planned, KINDS)
         if any(c.kind == "MseIngressConfig" and c.action in CHANGING for c in applied):
             gateway.wait_listening(session)
         result = check(session, wait_for_clb_address(session))

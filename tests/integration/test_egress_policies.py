@@ -204,3 +204,30 @@ def test_a_policy_annotation_the_parameters_do_not_declare_is_a_warning(ran: Pat
         assert egress_policies.plan(s).warnings == []
     finally:
         s.close()
+
+
+def test_a_probe_pod_a_stopped_run_left_is_planned_for_delete_and_removed_by_apply(
+    ran: Path,
+) -> None:
+    from egress_lib import ownership, pod_probe
+
+    s = session()
+    try:
+        pod = pod_probe.manifest(
+            s,
+            "egress-policy-left-0000",
+            ["-s", "http://127.0.0.1/"],
+            labels={"app.kubernetes.io/name": "egress-policy-probe"},
+        )
+        pod["metadata"]["labels"][ownership.RUN_LABEL] = "stopped1"
+        s.core.create_namespaced_pod("default", pod)
+        plan = egress_policies.plan(s)
+        (delete,) = [c for c in plan.changes if c.action == "delete"]
+        assert (delete.kind, delete.name) == ("Pod", "egress-policy-left-0000")
+        assert delete.detail.startswith("leftover policy-probe pod of run stopped1: ")
+        done = egress_policies.apply(s, plan)
+        assert any(c.action == "delete" and c.name == delete.name for c in done.changes_applied)
+        left = s.core.list_namespaced_pod("default", label_selector=ownership.selector(s.params))
+        assert left.items == []
+    finally:
+        s.close()
