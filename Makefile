@@ -3,13 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Records each part's wall time for benchmark 7 (benchmarks/suite_times.py).
+TIMED = $(BIN)/python -m benchmarks.suite_times run
 PARAMS ?= parameters/sandbox.yaml
 export EGRESS_SANDBOX_HOME ?= $(CURDIR)/.sandbox
 # The SDKs send every call through HTTP(S)_PROXY when set, even to loopback.
 unexport HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
-.PHONY: demo test lint typecheck notebooks lab lock sandbox-up sandbox-down clean
+.PHONY: demo test bench lint typecheck notebooks lab lock sandbox-up sandbox-down clean
 
 # constraints.txt pins the whole dependency set (`make lock` refreshes it), so two machines a
 # month apart install the same versions.
@@ -23,11 +25,14 @@ demo: $(BIN)/.installed  ## start the sandbox and run the whole runbook headless
 	$(BIN)/egress-runbook run $(PARAMS) --approve  # the demo says yes; sandbox.yaml, like every default, says no
 
 test: $(BIN)/.installed  ## every test: lint, types, unit, integration, sandbox, nbval
-	$(BIN)/ruff check .
+	$(TIMED) lint -- $(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/pytest tests
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks
+	$(TIMED) types -- $(BIN)/mypy
+	$(TIMED) pytest -- $(BIN)/pytest tests
+	$(TIMED) nbval -- $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks
+
+bench: $(BIN)/.installed  ## every benchmark against fresh sandboxes; writes BENCHMARKS.md
+	$(BIN)/python -m benchmarks
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from egress_lib import kube
+from egress_lib import kube, ownership
+from egress_lib.concurrency import ordered_map
 from egress_lib.errors import NotApproved, PlanConflict, PlanStale
 from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, COMPARED, RUN_DIR_ENV, Change, Plan
 from egress_lib.tables import Table
@@ -130,7 +131,9 @@ def carry_out(
 
     def check_fresh() -> None:
         if replan is not None:
-            stale = stale_differences(plan, replan(session))
+            with kube.without_dry_runs():  # fingerprints hold no dry-run answer
+                fresh = replan(session)
+            stale = stale_differences(plan, fresh)
             if stale:
                 raise PlanStale(plan.step, stale)
 
@@ -179,12 +182,19 @@ def plan_objects(session: Session, kind: str, desired: list[dict[str, Any]]) -> 
     Like Terraform's plan, an object the runbook made that the parameters no longer name
     (a destination removed) is shown as a delete and removed on apply.
     """
-    changes = [kube.plan_object(session, o) for o in desired]
+    p = session.params
+    # One LIST of the kind instead of a GET per object: the objects to compare with, the names
+    # held by someone else (conflicts) and our leftovers, all from one answer.
+    live = {o["metadata"]["name"]: o for o in kube.list_all(session, kind, p.namespace)}
+    # The dry runs, one per object, go side by side.
+    changes = ordered_map(
+        lambda o: kube.plan_object(session, o, live.get(o["metadata"]["name"])), desired
+    )
     names = {o["metadata"]["name"] for o in desired}
     changes += [
         kube.plan_delete(session, o, "ours, but no destination names it any more")
-        for o in kube.list_owned(session, kind, session.params.namespace)
-        if o["metadata"]["name"] not in names
+        for name, o in live.items()
+        if name not in names and ownership.owner(o, p) == "ours"
     ]
     return changes
 
@@ -192,17 +202,44 @@ def plan_objects(session: Session, kind: str, desired: list[dict[str, Any]]) -> 
 def apply_kube_changes(session: Session, plan: Plan, kinds: tuple[str, ...]) -> list[Change]:
     """Carry out the plan's Kubernetes creates/updates/deletes of ``kinds``, in plan order."""
     applied: list[Change] = []
-    for change in plan.changes:
-        if change.kind not in kinds or change.action not in CHANGING:
-            if change.kind in kinds and change.action in ("unchanged", "adopt"):
-                applied.append(change)
+    for batch in _batches(plan.changes, kinds):
+        if batch[0].action not in CHANGING:
+            applied += batch
             continue
+        done: list[Change | None] = [None] * len(batch)
+
+        def one(i: int, batch: list[Change] = batch, done: list[Change | None] = done) -> None:
+            done[i] = kube.apply_change(session, batch[i])
+
         try:
-            applied.append(kube.apply_change(session, change))
+            ordered_map(one, range(len(batch)))
         except kube.StaleObject as e:
-            written = [c.ref for c in applied if c.action in CHANGING]
+            written = [c.ref for c in applied + [d for d in done if d] if c.action in CHANGING]
             raise PlanStale(plan.step, [str(e)], written=written) from e
+        applied += [d for d in done if d is not None]
     return applied
+
+
+def _batches(changes: list[Change], kinds: tuple[str, ...]) -> list[list[Change]]:
+    """Runs of consecutive changes of one kind and action: independent objects.
+
+    Plan order holds between runs (a recreate's delete comes before its create); only the
+    objects within a run are applied side by side. Reads and waits are left out, but for
+    ``unchanged`` and ``adopt``, which apply reports as they are.
+    """
+
+    def key(c: Change) -> tuple[str, str]:
+        return c.kind, c.action if c.action in CHANGING else ""
+
+    out: list[list[Change]] = []
+    for c in changes:
+        if c.kind not in kinds or c.action not in (*CHANGING, "unchanged", "adopt"):
+            continue
+        if out and key(out[-1][0]) == key(c):
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return out
 
 
 def rows_table(
