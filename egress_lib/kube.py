@@ -410,6 +410,31 @@ def read_back(session: Session, obj: Obj) -> Obj:
     return strip_server_fields(current)
 
 
+def read_back_all(session: Session, objs: list[Obj]) -> list[Obj]:
+    """:func:`read_back` of each object, with one LIST per kind and namespace, not a GET each."""
+    if len(objs) <= 1:
+        return [read_back(session, o) for o in objs]
+    listed: dict[tuple[str, str | None], dict[str, Obj]] = {}
+    out = []
+    for obj in objs:
+        kind, name, namespace = _ident(obj)
+        if (kind, namespace) not in listed:
+            items = list_all(session, kind, namespace)
+            listed[kind, namespace] = {o["metadata"]["name"]: o for o in items}
+        current = listed[kind, namespace].get(name)
+        if current is None:
+            raise KubernetesApiError(
+                status=404,
+                reason="NotFound",
+                message="not found",
+                kind=kind,
+                name=name,
+                operation="read back",
+            )
+        out.append(strip_server_fields(current))
+    return out
+
+
 def delete(
     session: Session,
     kind: str,

@@ -296,6 +296,8 @@ class RunRecord:
             _check(status, STEP_STATUSES, "step status")
             if rec.status == "running" and status != "running" and ended is None:
                 ended = _iso(_now())
+            if status == "running" and rec.status != "running":
+                rec.started = _iso(_now())  # a step planned early starts when it runs
             rec.status = status
         if ended is not None:
             rec.ended = ended

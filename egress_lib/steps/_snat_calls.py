@@ -197,6 +197,9 @@ def wait_available(session: Session, table_id: str, entry_id: str) -> SnatEntry:
         what=f"SNAT entry {entry_id}",
         reason="the SNAT entry to become Available",
         describe=lambda e: e.status if e else "absent",
+        # An entry is Available within seconds; poll often enough to move on within half a
+        # second of it (one DescribeSnatTableEntries per poll, far below the API's rate limit).
+        max_delay=0.5,
     )
     assert found is not None
     return found

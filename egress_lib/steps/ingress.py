@@ -18,6 +18,7 @@ from egress_lib.tables import Table
 
 if TYPE_CHECKING:
     from egress_lib.clients import Session
+    from egress_lib.resources import Clb
 
 STEP = "05-ingress-routes"
 
@@ -85,8 +86,13 @@ def wait_for_clb_address(session: Session, step: str = STEP) -> list[ClbAddress]
     timeout = p.timeouts.ingress_status_seconds
     gateway = GatewayWatch(session, step, "the Ingress addresses cannot be published")
     gateway.wait_listening(timeout)
+    # One LIST finds the addresses already published; only the others are watched.
+    listed = {o["metadata"]["name"]: o for o in kube.list_all(session, "Ingress", p.namespace)}
     out: list[ClbAddress] = []
     for name in p.ingress_groups():
+        if _address(listed.get(name)) is not None:
+            out.append(_clb_address(name, listed[name]))
+            continue
 
         def published(obj: dict[str, Any] | None) -> bool:
             if _address(obj) is not None:
@@ -117,9 +123,10 @@ def _clb_address(name: str, obj: dict[str, Any] | None) -> ClbAddress:
 def current_addresses(session: Session) -> dict[str, ClbAddress | None]:
     """Each Ingress's address as its status has it now (None: not published yet); no wait."""
     p = session.params
+    listed = {o["metadata"]["name"]: o for o in kube.list_all(session, "Ingress", p.namespace)}
     out: dict[str, ClbAddress | None] = {}
     for name in p.ingress_groups():
-        obj = kube.get(session, "Ingress", name, p.namespace)
+        obj = listed.get(name)
         out[name] = _clb_address(name, obj) if _address(obj) else None
     return out
 
@@ -136,8 +143,11 @@ def address_table(session: Session, addresses: list[ClbAddress]) -> Table:
 
     expected = expected_address(session) if addresses else ""
     rows = []
+    by_ip: dict[str, list[Clb]] = {}  # Ingresses of one gateway share its address
     for a in addresses:
-        found = inventory.clbs(session, address=a.ip) if a.ip else []
+        if a.ip and a.ip not in by_ip:
+            by_ip[a.ip] = inventory.clbs(session, address=a.ip)
+        found = by_ip.get(a.ip, []) if a.ip else []
         clb = found[0] if found else None
         rows.append(
             [
@@ -166,7 +176,7 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
         applied = apply_kube_changes(session, planned, ("Ingress",))
         objs = manifests.ingresses(session.params)
         addresses = wait_for_clb_address(session)
-        read = [kube.read_back(session, o) for o in objs]
+        read = kube.read_back_all(session, objs)
         frame = address_frame(session, addresses)
         warnings = list(planned.warnings)
         for a, ok in zip(addresses, frame["Matches CLB"], strict=True):

@@ -37,7 +37,7 @@ def apply(session: Session, plan: Plan | None = None) -> StepResult:
     def run(planned: Plan) -> StepResult:
         applied = apply_kube_changes(session, planned, ("Service",))
         desired = manifests.external_name_services(session.params)
-        read = [kube.read_back(session, o) for o in desired]
+        read = kube.read_back_all(session, desired)
         return StepResult(STEP, applied, read, {}, list(planned.warnings))
 
     return carry_out(session, plan, _make_plan if given else None, run)

@@ -576,3 +576,13 @@ def test_run_json_never_holds_credentials(tmp_path: Path, clock: Clock) -> None:
         for secret in ("s3cr3t", "LTAI5tXYZ", "CAIS", '"tok"'):
             assert secret not in text, (name, secret)
     assert RunRecord.load(r.out_dir).parameters["access_key_secret"] == "***"
+
+
+def test_a_step_planned_early_starts_when_it_runs(tmp_path: Path, clock: Clock) -> None:
+    r = start(tmp_path, command="run")
+    r.add_step("04-create-services", "planned")
+    clock.advance(10)
+    r.update_step("04-create-services", status="running")
+    clock.advance(2)
+    rec = r.update_step("04-create-services", status="ok")
+    assert rec.started == "2024-05-01T12:00:10.250+00:00" and rec.seconds == 2.0
