@@ -159,6 +159,9 @@ def _execute(step: Step, out_dir: Path, injected: dict[str, Any], notebooks_dir:
             # "KeyboardInterrupt caught" when papermill shuts it down. Cell errors still
             # reach the notebook and the run record.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            # Every cell has finished and written its files; a graceful shutdown only waits
+            # (about 0.7 s a notebook) for atexit hooks that egress_lib does not register.
+            shutdown_kernel="immediate",
         )
     except pm.PapermillExecutionError as e:
         return f"{e.ename}: {e.evalue}"

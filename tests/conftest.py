@@ -44,8 +44,8 @@ Every Sandbox gets a ``Topology.loopback(N)`` block of its own, because CLB addr
     51  tests/faults/ (the fault matrix: one sandbox at a time, each cell from a saved world)
     55  tests/faults/test_concurrency.py (two runs at the same moment)
     56  tests/integration/test_interrupted_runs.py (killed half-way: pending rows, leftover pods)
-    60–65  make bench (benchmarks/__main__.py: one block per benchmark)
-    70–75  tests/benchmarks/test_smoke.py (the same benchmarks, smallest size: 60–65 plus 10)
+    60-65  make bench (benchmarks/__main__.py: one block per benchmark)
+    70-75  tests/benchmarks/test_smoke.py (the same benchmarks, smallest size: 60-65 plus 10)
 
 A new one takes the next free number and is added here.
 

@@ -36,14 +36,18 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int | No
 
 
 def normalize_since(since: str) -> str:
-    """An ISO time (any offset, or naive = UTC) in the audit log's own format, for comparing."""
+    """An ISO time (any offset, or naive = UTC) in the audit log's own format, for comparing.
+
+    Microseconds, as the records have them: a request answered within the millisecond of a
+    mark is not counted as after it.
+    """
     try:
         when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"since: not an ISO time: {since!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class SandboxControls:

@@ -43,7 +43,7 @@ class AuditLog:
         error_code: str = "",
     ) -> AuditRecord:
         rec = AuditRecord(
-            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
             api=api,
             principal=principal,
             action=action,

@@ -107,8 +107,8 @@ def test_rerunning_apply_changes_nothing(
 
 def test_parse_since() -> None:
     base = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
-    assert parse_since("10m", base) == "2026-01-01T11:50:00.000+00:00"
-    assert parse_since("2026-01-01T12:00:00Z") == "2026-01-01T12:00:00.000+00:00"
-    assert parse_since("2026-01-01T20:00:00+08:00") == "2026-01-01T12:00:00.000+00:00"
+    assert parse_since("10m", base) == "2026-01-01T11:50:00.000000+00:00"
+    assert parse_since("2026-01-01T12:00:00Z") == "2026-01-01T12:00:00.000000+00:00"
+    assert parse_since("2026-01-01T20:00:00+08:00") == "2026-01-01T12:00:00.000000+00:00"
     with pytest.raises(ValueError):
         parse_since("yesterday")

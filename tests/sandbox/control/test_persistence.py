@@ -46,7 +46,8 @@ def home() -> Iterator[Path]:
 
 def _ingress_entry(box: Sandbox) -> dict[str, Any] | None:
     ing = k8s.NetworkingV1Api(kube(box)).read_namespaced_ingress("mse-ingress", "default")
-    entries = (ing.status.load_balancer.ingress or []) if ing.status.load_balancer else []
+    lb = ing.status.load_balancer if ing.status else None  # no status until the gateway binds it
+    entries = (lb.ingress or []) if lb else []
     return entries[0].to_dict() if entries else None
 
 
