@@ -134,4 +134,9 @@ def requests_by(records: list[dict[str, Any]]) -> Counter[str]:
 
 
 def writes(records: list[dict[str, Any]]) -> int:
-    return sum(1 for r in records if r.get("mutating"))
+    """Writes that changed something: the audit log marks server dry runs mutating too."""
+    return sum(
+        1
+        for r in records
+        if r.get("mutating") and "dryRun" not in str(r.get("path")) and int(r["status"]) < 400
+    )
