@@ -166,7 +166,12 @@ def test_steps_can_be_picked_and_runs_can_be_listed_and_shown(
     assert runbook_main(["runs", "--out", str(out)]) == 0
     listing = capsys.readouterr().out
     assert listing.count("plan-only") == 2
-    (first, _) = sorted(p.name for p in (out / "sandbox").iterdir())
+    # By start time: two runs in the same second sort by their random suffix.
+    started = {
+        p.name: json.loads((p / "run.json").read_text())["started"]
+        for p in (out / "sandbox").iterdir()
+    }
+    (first, _) = sorted(started, key=started.__getitem__)
     assert runbook_main(["runs", "show", first[-6:], "--out", str(out)]) == 0
     shown = capsys.readouterr().out
     assert first in shown and "00-preflight" in shown
