@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -272,8 +273,12 @@ def _upstream_host(a: expect.Answer) -> str | None:
     return str(host) if host else None
 
 
-def main_probe(ctx: Context, i: int, d: Destination) -> Probe | None:
-    """One pod for the destination's TLS, headers, load balancing, mirror and timeout."""
+def main_probe(ctx: Context, i: int, d: Destination, *, again: bool = True) -> Probe | None:
+    """One pod for the destination's TLS, headers, load balancing, mirror and timeout.
+
+    On a rate-limited route whose bucket something else drained, it runs once more (with a
+    fresh marker, so the mirror counts only its own copies) after the bucket has refilled.
+    """
     rl = d.policies.rate_limit
     # Stay well inside the throttle's bucket, so that these checks are not throttled.
     budget = max(1, expect.burst(rl) // 2 - 1) if rl is not None else None
@@ -304,7 +309,17 @@ def main_probe(ctx: Context, i: int, d: Destination) -> Probe | None:
         return [r for p in parts for r in p.judge(session, out)]
 
     what = ", ".join(p.summary for p in parts if p.summary)
-    return Probe(d.name, f"{d.host}: {what}", reqs, heads, judge)
+    on_throttle = None
+    if rl is not None and again:
+
+        def retry() -> Probe:
+            fresh = dataclasses.replace(ctx, marker=f"{ctx.marker}r")
+            probe = main_probe(fresh, i, d, again=False)
+            assert probe is not None  # the same parts as this one
+            return probe
+
+        on_throttle = (retry, expect.refill_seconds(rl, sum(r.repeat for r in reqs)))
+    return Probe(d.name, f"{d.host}: {what}", reqs, heads, judge, on_throttle=on_throttle)
 
 
 def build(ctx: Context) -> tuple[list[Probe], list[CheckRow]]:

@@ -145,6 +145,20 @@ def max_passes(rl: RateLimit, elapsed: float) -> int:
     return burst(rl) + tokens * (math.floor(elapsed / interval) + 1)
 
 
+def refill_seconds(rl: RateLimit, needed: int) -> float:
+    """How long an empty bucket takes to hold ``needed`` tokens again (whole intervals, as
+    Envoy refills, and a little margin for the replica's clock)."""
+    tokens, interval = _fill(rl)
+    if tokens <= 0:
+        return 0.0
+    return interval * math.ceil(min(needed, burst(rl)) / tokens) + 0.2
+
+
+def throttled(answers: Sequence[Answer]) -> int:
+    """How many answers are the route's own rate limit (429 ``local_rate_limited``)."""
+    return sum(1 for a in answers if a.status == 429 and THROTTLED_BODY in a.body)
+
+
 def throttle_requests(rl: RateLimit) -> int | None:
     """How many requests the throttle check sends: more than a full bucket and two fills let
     through (the requests take up to a second or so); None when that is too many to send."""

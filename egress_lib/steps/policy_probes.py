@@ -9,15 +9,18 @@ the failover check does not skew the load-balancing split.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from egress_lib import pod_probe
+from egress_lib import pod_probe, retry
 from egress_lib.errors import EgressError, KubernetesApiError, PreconditionFailed
 from egress_lib.pod_probe import ProbeOutput
+from egress_lib.progress import waiting_bar
+from egress_lib.steps import policy_expect as expect
 from egress_lib.steps.ingress import ClbAddress
 from egress_lib.steps.policy_expect import Answer, Verdict
 from egress_lib.steps.policy_results import CheckRow, Outcome
@@ -31,6 +34,8 @@ PURPOSE = "policy"
 MAX_CONCURRENT = 8
 # curl's --max-time for one ordinary transfer.
 TRANSFER_SECONDS = 20
+# The retry reason counted when a probe meets its route's own rate limit and runs again.
+THROTTLED_REASON = "throttled by the route's rate limit"
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,10 @@ class Probe:
     phase: int = 1
     # Sandbox only: the host the sandbox takes down while this probe runs (failover).
     outage: str | None = None
+    # A probe of a rate-limited route: when the route's own limit answered some of its
+    # requests (other traffic, or a check just before, drained the bucket), the probe to run
+    # instead once the bucket has refilled, and how long that takes.
+    on_throttle: tuple[Callable[[], Probe], float] | None = None
 
     @property
     def timeout(self) -> int:
@@ -220,7 +229,28 @@ def run_one(session: Session, probe: Probe, outage: Outage | None) -> list[Check
         raise  # the image cannot be pulled: every probe would fail the same way
     except EgressError as e:
         return _failed(probe, name, e)
-    return probe.judge(session, out)
+    limited = expect.throttled(
+        [Answer(t.status, t.body) for t in pod_probe.parse_transfers(out.log)]
+    )
+    if limited and probe.on_throttle is not None:
+        again, seconds = probe.on_throttle
+        why = f"{limited} answered 429 {expect.THROTTLED_BODY} by the route's own limit"
+        retry.note(f"policy probe {probe.key}", THROTTLED_REASON, 1, seconds)
+        with waiting_bar(
+            f"{why}: letting its bucket refill before running the probe once more",
+            what=f"the rate-limit bucket of {probe.key}",
+            timeout=seconds,
+        ):
+            time.sleep(seconds)
+        return run_one(session, again(), outage)
+    rows = probe.judge(session, out)
+    if not limited:
+        return rows
+    note = (
+        f" ({limited} of the probe's requests met the route's own rate limit, 429 "
+        f"{expect.THROTTLED_BODY}: other traffic shares its bucket; run the check again later)"
+    )
+    return [replace(r, observed=r.observed + note) if r.outcome == "fail" else r for r in rows]
 
 
 def run_probes(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,20 @@ from typing import Any
 import pytest
 from sandbox_env import sandbox_home
 
-from egress_lib import connect, load_parameters
+from egress_lib import connect, load_parameters, retry
 from egress_lib.cli import main as runbook_main
 from egress_lib.errors import StepFailed
 from egress_lib.plan import CHANGING
-from egress_lib.policy_annotations import PROXY_SSL_NAME, PROXY_SSL_SERVER_NAME, TIMEOUT, WHITELIST
+from egress_lib.policy_annotations import (
+    LIMIT_BURST,
+    LIMIT_RPS,
+    PROXY_SSL_NAME,
+    PROXY_SSL_SERVER_NAME,
+    TIMEOUT,
+    WHITELIST,
+)
 from egress_lib.steps import egress_policies
+from egress_lib.steps.policy_probes import THROTTLED_REASON
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "parameters" / "sandbox-policies.yaml"
@@ -166,6 +176,62 @@ def test_sni_removed_behind_the_runbooks_back_fails_the_tls_check_and_07_restore
         (change,) = [c for c in plan.changes if c.action in CHANGING]
         assert change.name == "payments" and "proxy-ssl-name (missing)" in change.detail
         egress_policies.apply(s, plan)
+    finally:
+        s.close()
+
+
+def _throttle_retries() -> int:
+    return retry.counts().get(THROTTLED_REASON, 0)
+
+
+def _tiny_limit(a: dict[str, str]) -> None:
+    a[LIMIT_RPS], a[LIMIT_BURST] = "1", "1"  # one token per replica: the probe is throttled
+
+
+def _main_rows(result: Any) -> list[Any]:
+    """payments' rows from its main probe (TLS, offload, mirror), not the throttle's."""
+    return [r for r in result.rows if r.destination == "payments" and r.policy == "mirror"]
+
+
+def test_a_probe_its_own_route_throttles_runs_again_after_the_refill(ran: Path) -> None:
+    # A drained bucket (other traffic, or a check just before) is not a failed policy.
+    s = session()
+    try:
+        before = _throttle_retries()
+        _edit_ingress(s, "payments", _tiny_limit)
+        restored = threading.Event()
+
+        def restore_once_retried() -> None:
+            deadline = time.monotonic() + 120
+            while _throttle_retries() == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # The runbook waits for the refill: a restored limit is a fresh, full bucket.
+            _edit_ingress(s, "payments", lambda a: a.update({LIMIT_RPS: "5", LIMIT_BURST: "2"}))
+            restored.set()
+
+        t = threading.Thread(target=restore_once_retried, daemon=True)
+        t.start()
+        result = egress_policies.check(s)
+        t.join(130)
+        assert restored.is_set() and _throttle_retries() == before + 1
+        (mirror,) = _main_rows(result)
+        assert mirror.outcome == "pass", mirror
+    finally:
+        s.close()
+
+
+def test_a_probe_throttled_again_says_so_in_its_failure(ran: Path) -> None:
+    s = session()
+    try:
+        before = _throttle_retries()
+        _edit_ingress(s, "payments", _tiny_limit)
+        result = egress_policies.check(s)
+        assert _throttle_retries() == before + 1  # once, not in a loop
+        (mirror,) = _main_rows(result)
+        assert mirror.outcome == "fail"
+        assert "met the route's own rate limit, 429 local_rate_limited" in mirror.observed
+        assert "run the check again later" in mirror.observed
+        egress_policies.apply(s, egress_policies.plan(s))  # the limit back to 5 rps x 2
     finally:
         s.close()
 
