@@ -43,9 +43,10 @@ def mask(secretish: str | None) -> str:
     return f"{secretish[:4]}****{secretish[-4:]}"
 
 
-def sandbox_home() -> Path:
-    """``$EGRESS_SANDBOX_HOME`` or ``~/.local/state/egress-sandbox``."""
-    env = os.environ.get("EGRESS_SANDBOX_HOME")
+def sandbox_home(explicit: str | None = None) -> Path:
+    """``explicit`` (the parameters' ``sandbox_home``), else ``$EGRESS_SANDBOX_HOME``, else
+    ``~/.local/state/egress-sandbox``."""
+    env = explicit or os.environ.get("EGRESS_SANDBOX_HOME")
     return Path(env) if env else Path.home() / ".local" / "state" / "egress-sandbox"
 
 
@@ -192,6 +193,15 @@ def default_chain_source(env: Mapping[str, str] | None = None, home: Path | None
     )
 
 
+def cli_profile_source(profile: str, home: Path | None = None) -> str:
+    """The parameters' ``profile``, described as :func:`default_chain_source` does."""
+    cli = (home or Path.home()) / ".aliyun" / "config.json"
+    if not cli.is_file():
+        return f"the Alibaba Cloud CLI profile {profile!r}, but there is no {cli}"
+    name, mode = _cli_profile(cli, profile)
+    return f"the Alibaba Cloud CLI profile {name!r} (mode {mode}) in {cli}"
+
+
 def _cli_profile(path: Path, wanted: str | None) -> tuple[str, str]:
     # Only the profile's name and mode are read out: the file also holds secrets.
     try:
@@ -300,7 +310,7 @@ def connect(params: Parameters, *, retry_policy: RetryPolicy | None = None) -> S
     }
     kubeconfig: str | None
     if params.target == "sandbox":
-        info = read_sandbox_info()
+        info = read_sandbox_info(sandbox_home(params.sandbox_home))
         kubeconfig = params.kubeconfig or info.kubeconfig
         common |= {
             "access_key_id": info.access_key_id,
@@ -316,16 +326,32 @@ def connect(params: Parameters, *, retry_policy: RetryPolicy | None = None) -> S
         from alibabacloud_credentials.client import Client as CredentialClient
 
         kubeconfig = params.kubeconfig  # None = the client's default location
-        # The default chain: env vars, ~/.aliyun/config.json, ECS RAM role, RRSA (OIDC).
-        common["credential"] = CredentialClient()
+        if params.profile is not None:
+            # One CLI profile, whatever the environment says: a fleet run gives each cluster
+            # its own, and ALIBABA_CLOUD_PROFILE is read only once, at the SDK's import.
+            from alibabacloud_credentials.provider import CLIProfileCredentialsProvider
+
+            provider = CLIProfileCredentialsProvider(profile_name=params.profile)
+            common["credential"] = CredentialClient(provider=provider)
+        else:
+            # The default chain: env vars, ~/.aliyun/config.json, ECS RAM role, RRSA (OIDC).
+            common["credential"] = CredentialClient()
         overrides = params.endpoints.overrides()
         named = ", ".join(f"{k} {v}" for k, v in overrides.items())
         cloud_text = (
             f"OpenAPI endpoints {named} (the others the SDK's default)"
             if overrides
             else "OpenAPI default endpoints"
-        ) + ", credentials from the default chain"
-        source = default_chain_source()
+        ) + (
+            f", credentials of the CLI profile {params.profile!r}"
+            if params.profile is not None
+            else ", credentials from the default chain"
+        )
+        source = (
+            cli_profile_source(params.profile)
+            if params.profile is not None
+            else default_chain_source()
+        )
 
     try:
         api_client = kube_api_client(kubeconfig, params.kube_context, policy)

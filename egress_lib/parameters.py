@@ -249,6 +249,16 @@ class Parameters(_Model):
     kube_context: StrictStr | None = Field(
         default=None, description="kubeconfig context; null: its current context"
     )
+    profile: StrictStr | None = Field(
+        default=None,
+        description="target aliyun: the Alibaba Cloud CLI profile (~/.aliyun/config.json) "
+        "whose credentials the runbook uses; null: the default credential chain",
+    )
+    sandbox_home: StrictStr | None = Field(
+        default=None,
+        description="target sandbox: the folder of the sandbox to use (its sandbox.json); "
+        "null: $EGRESS_SANDBOX_HOME or ~/.local/state/egress-sandbox",
+    )
     endpoints: Endpoints = Field(
         default_factory=Endpoints,
         description="OpenAPI host names (vpc, slb, cs, mse, ram) for target aliyun, e.g. VPC "
@@ -304,6 +314,14 @@ class Parameters(_Model):
         ):
             return {**data, "region_id": SANDBOX_REGION_ID}
         return data
+
+    @model_validator(mode="after")
+    def _absolute_sandbox_home(self) -> Parameters:
+        # Absolute once validated: the notebooks run in another folder than the CLI.
+        if self.sandbox_home is not None and self.sandbox_home.strip():
+            home = str(Path(self.sandbox_home).expanduser().resolve())
+            object.__setattr__(self, "sandbox_home", home)
+        return self
 
     @model_validator(mode="after")
     def _image_region(self) -> Parameters:

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from egress_lib import records, retry, run_reports
-from egress_lib.clients import RUN_ID_ENV, Session, connect, read_sandbox_info
+from egress_lib.clients import RUN_ID_ENV, Session, connect, read_sandbox_info, sandbox_home
 from egress_lib.errors import EgressError, LockHeld
 from egress_lib.parameters import Parameters, load_parameters
 from egress_lib.plan import APPROVED_PLAN_FILE, CHANGING, CONVERGING, RUN_DIR_ENV, Plan
@@ -200,7 +200,8 @@ def run(
     params: Parameters = load_parameters(params_file, overrides)
     steps = applicable(params, steps)
     if params.target == "sandbox":
-        read_sandbox_info()  # a stopped sandbox is named now, not inside the first notebook
+        # A stopped sandbox is named now, not inside the first notebook.
+        read_sandbox_info(sandbox_home(params.sandbox_home))
     root = out or records.runs_root()
     records.mark_killed(root, params.cluster_name)
     injectable = params.to_injectable()

@@ -192,6 +192,30 @@ def cross_checks(p: Parameters) -> list[Problem]:
                     f"{host!r} is set while target is 'sandbox'",
                 )
             )
+    # Each of these belongs to one target: set for the other, it would be silently ignored.
+    if p.target == "aliyun" and p.sandbox_home is not None:
+        problems.append(
+            Problem(
+                "sandbox_home",
+                p.sandbox_home,
+                "null for target aliyun (sandbox_home names a sandbox's folder)",
+                f"{p.sandbox_home!r} is set while target is 'aliyun'",
+            )
+        )
+    if p.target == "sandbox" and p.profile is not None:
+        problems.append(
+            Problem(
+                "profile",
+                p.profile,
+                "null for target sandbox (the sandbox's own AccessKey is used); profile is "
+                "for target aliyun",
+                f"{p.profile!r} is set while target is 'sandbox'",
+            )
+        )
+    if p.sandbox_home is not None and not p.sandbox_home.strip():
+        problems.append(
+            Problem("sandbox_home", p.sandbox_home, "a folder, or null for the default", "empty")
+        )
     adopted: dict[str, int] = {}
     for i, ref in enumerate(p.adopt):
         if ref in adopted:

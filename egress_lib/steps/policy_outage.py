@@ -29,9 +29,9 @@ TIMEOUT_SECONDS = 10.0
 DOWN_PATH, UP_PATH = "/origin/down", "/origin/up"
 
 
-def _control_url() -> str | None:
+def _control_url(home: str | None) -> str | None:
     try:
-        info: Any = json.loads((sandbox_home() / "sandbox.json").read_text(encoding="utf-8"))
+        info: Any = json.loads((sandbox_home(home) / "sandbox.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     url = str(info.get("control_url") or "")
@@ -70,7 +70,7 @@ def _set_down(url: str, token: str, host: str, down: bool) -> None:
 
 def sandbox_outage(session: Session) -> Outage | None:
     """A context-manager factory taking a host down on the sandbox; None when unavailable."""
-    url = _control_url()
+    url = _control_url(session.params.sandbox_home)
     token = _token(session)
     if url is None or not token:
         return None

@@ -711,3 +711,30 @@ def test_a_hostile_override_value_stays_a_string() -> None:
     err = bad({"gateway.vswitches": deep})
     assert err.path == "gateway.vswitches" and "has the wrong type (str)" in str(err)
     assert "characters)…" in str(err) and len(str(err)) < 600
+
+
+def test_sandbox_home_is_made_absolute_for_the_notebooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    p = load_parameters(minimal(sandbox_home="homes/a"))
+    assert p.sandbox_home == str(tmp_path / "homes" / "a")
+    assert load_parameters(minimal()).sandbox_home is None
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "expected"),
+    [
+        (
+            {"target": "aliyun", "region_id": "cn-hangzhou", "sandbox_home": "/h"},
+            "sandbox_home",
+            "null for target aliyun",
+        ),
+        ({"profile": "prod"}, "profile", "null for target sandbox"),
+    ],
+)
+def test_a_key_of_the_other_target_is_refused(kw: dict[str, Any], key: str, expected: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        load_parameters(minimal(**kw))
+    text = str(info.value)
+    assert f"{key}:" in text and repr(kw[key]) in text and expected in text
